@@ -1,0 +1,68 @@
+//! # otel-core
+//!
+//! The shared conventions core of the `otel-*` OpenTelemetry instrumentation family. Adapters
+//! (`otel-http`, `otel-grpc`, `otel-sql`, `otel-redis`, `otel-mq`) are thin translations on top of
+//! it; it has no web, gRPC, SQL or broker dependency.
+//!
+//! | Module | What it gives |
+//! | --- | --- |
+//! | [`Instrumentation`] | the one config input of every adapter: optional tracer provider, meter provider and propagator, falling back to the globals; scope name, version and schema URL |
+//! | [`propagation`] | carriers for `http::HeaderMap` and string-keyed message headers; a strict W3C Trace Context propagator (passes the W3C test suite at its strictest level), W3C Baggage with the spec's limits, and their composite [`propagation::W3cPropagator`] (the default) |
+//! | [`instruments`] | semconv histogram bucket advice and builders that create each instrument once |
+//! | [`status`] | span status and `error.type` rules, HTTP and gRPC error sets, gRPC code names, I/O error classification, log-based exception events |
+//! | [`sampling`] | rate-limiting, run-time adjustable ratio and attribute-rule samplers |
+//! | `sdk` (feature `sdk`) | one-call SDK setup from the standard `OTEL_*` variables, with a builder to override them in code |
+//! | `testing` (feature `testing`) | in-memory exporters and exact assertion helpers for spans and metrics |
+//!
+//! ## Feature flags
+//!
+//! | Feature | Default | Enables |
+//! | --- | --- | --- |
+//! | `sdk` | no | `sdk` module: OTLP (gRPC and HTTP, protobuf and JSON), console and Prometheus exporters, the logs pipeline and `tracing` bridge, resource detection, the shutdown guard |
+//! | `testing` | no | `testing` module (`opentelemetry_sdk/testing`); use it from `[dev-dependencies]` |
+//!
+//! ## Quick start
+//!
+//! ```
+//! use otel_core::Instrumentation;
+//! use otel_core::propagation::W3cPropagator;
+//! use opentelemetry::trace::{Span as _, Tracer as _};
+//!
+//! // Adapters take an `Instrumentation`; unset parts fall back to the globals.
+//! let instrumentation = Instrumentation::new().with_propagator(W3cPropagator::default());
+//! let tracer = instrumentation.tracer(Instrumentation::scope("my-crate", "0.1.0"));
+//! let mut span = tracer.start("work");
+//! span.end();
+//! ```
+//!
+//! ## Versions
+//!
+//! The family is built on `opentelemetry` 0.33 and semantic conventions 1.42 (the version
+//! `opentelemetry-semantic-conventions` 0.33 tracks). The crates are re-exported so applications
+//! can name exactly the versions the family uses: [`opentelemetry`], [`opentelemetry_sdk`] and
+//! [`semconv`]. A second `opentelemetry` version elsewhere in a dependency tree has its **own,
+//! separate globals**: a provider installed through one version is invisible to code using the
+//! other. Depend on the re-exports (or the same 0.33 versions) to avoid that.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+
+pub use opentelemetry;
+pub use opentelemetry_sdk;
+pub use opentelemetry_semantic_conventions as semconv;
+
+mod instrumentation;
+pub mod instruments;
+pub mod propagation;
+pub mod sampling;
+pub mod status;
+
+#[cfg(feature = "sdk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sdk")))]
+pub mod sdk;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use instrumentation::{Instrumentation, Span, Tracer};
