@@ -151,7 +151,7 @@ impl Instrumentation {
         P: TextMapPropagator + Send + Sync + 'static,
     {
         let slot = match (&propagator as &dyn Any).downcast_ref::<W3cPropagator>() {
-            Some(w3c) => PropagatorSlot::W3c(Arc::new(w3c.clone())),
+            Some(w3c) => PropagatorSlot::W3c(Arc::new(*w3c)),
             None => PropagatorSlot::Dyn(Arc::new(propagator)),
         };
         self.propagator = Some(slot);
@@ -234,6 +234,8 @@ pub enum Tracer {
 }
 
 /// A span started by a [`Tracer`].
+// The SDK span is kept inline on purpose: boxing it would add the allocation this type avoids.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Span {
     /// A span of the `opentelemetry_sdk` tracer.

@@ -39,6 +39,22 @@ pub fn record_failure<S: Span + ?Sized>(
     kv
 }
 
+/// [`record_failure`] for a span held in a [`opentelemetry::Context`] (`cx.span()`).
+pub fn record_failure_ref(
+    span: &opentelemetry::trace::SpanRef<'_>,
+    error_type: impl Into<Cow<'static, str>>,
+    description: Option<Cow<'static, str>>,
+) -> KeyValue {
+    let kv = KeyValue::new(ERROR_TYPE, error_type.into());
+    if span.is_recording() {
+        span.set_status(Status::Error {
+            description: description.unwrap_or(Cow::Borrowed("")),
+        });
+        span.set_attribute(kv.clone());
+    }
+    kv
+}
+
 /// Whether an HTTP response status is an error for a span of `kind` (semconv §2.2):
 /// a server fails on 5xx only; a client on 4xx and 5xx; codes outside 100..=599 are errors for
 /// both.

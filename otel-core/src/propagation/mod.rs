@@ -28,7 +28,8 @@ pub use carrier::{
     HeaderExtractor, HeaderInjector, MessageExtractor, MessageHeaders, MessageHeadersMut, MessageInjector,
 };
 pub use trace_context::{
-    format_traceparent, is_valid_tracestate_key, is_valid_tracestate_value, parse_traceparent, VerbatimTraceState,
+    format_traceparent, is_valid_tracestate_key, is_valid_tracestate_value, parse_traceparent, parse_traceparent_bytes,
+    VerbatimTraceState,
     W3cTraceContextPropagator, TRACEPARENT, TRACESTATE,
 };
 

@@ -29,6 +29,9 @@ pub const TRACEPARENT: &str = "traceparent";
 /// Name of the `tracestate` header.
 pub const TRACESTATE: &str = "tracestate";
 
+static TRACEPARENT_NAME: http::HeaderName = http::HeaderName::from_static(TRACEPARENT);
+static TRACESTATE_NAME: http::HeaderName = http::HeaderName::from_static(TRACESTATE);
+
 const MAX_MEMBERS: usize = 32;
 const MAX_KEY_LEN: usize = 256;
 const MAX_VALUE_LEN: usize = 256;
@@ -78,12 +81,34 @@ impl W3cTraceContextPropagator {
         Some((sc, verbatim))
     }
 
-    /// Allocation-free extraction from an [`http::HeaderMap`] (for a `traceparent` without
-    /// `tracestate`).
+    /// Extracts the remote span context from an [`http::HeaderMap`]. Allocation-free unless a
+    /// `tracestate` is present.
+    pub fn extract_span_context_from_headers(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Option<(SpanContext, Option<VerbatimTraceState>)> {
+        let mut lines = headers.get_all(&TRACEPARENT_NAME).iter();
+        let first = lines.next()?;
+        if lines.next().is_some() {
+            return None;
+        }
+        let (trace_id, span_id, flags) = parse_traceparent_bytes(first.as_bytes())?;
+        let mut states = headers.get_all(&TRACESTATE_NAME).iter().peekable();
+        let (trace_state, verbatim) = if states.peek().is_none() {
+            (TraceState::NONE, None)
+        } else {
+            match parse_tracestate(states.map(header_str)) {
+                Some(parsed) => parsed.into_trace_state(trace_id),
+                None => (TraceState::NONE, None),
+            }
+        };
+        Some((SpanContext::new(trace_id, span_id, flags, true, trace_state), verbatim))
+    }
+
+    /// Extraction from an [`http::HeaderMap`] without an intermediate extractor; the only
+    /// allocation for a `traceparent` alone is the `Context` entry itself.
     pub fn extract_headers_with_context(&self, parent: &Context, headers: &http::HeaderMap) -> Context {
-        let traceparents = headers.get_all(TRACEPARENT).iter().map(header_str);
-        let tracestates = headers.get_all(TRACESTATE).iter().map(header_str);
-        self.context_from(parent, self.extract_span_context(traceparents, tracestates))
+        self.context_from(parent, self.extract_span_context_from_headers(headers))
     }
 
     fn context_from(&self, parent: &Context, extracted: Option<(SpanContext, Option<VerbatimTraceState>)>) -> Context {
@@ -180,20 +205,67 @@ pub fn format_traceparent(sc: &SpanContext) -> String {
     String::from_utf8(buf.to_vec()).unwrap_or_default()
 }
 
-#[inline]
-fn hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// Lowercase hex digit → value; anything else → 0xFF (uppercase hex is invalid in W3C headers).
+static HEX_LUT: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
-#[inline]
+/// Decodes `2 * N` lowercase hex digits. Invalid digits are collected branch-free and checked once.
+#[inline(always)]
 fn hex_bytes<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
     let mut out = [0u8; N];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+    let mut bad = 0u8;
+    for i in 0..N {
+        let hi = HEX_LUT[s[2 * i] as usize];
+        let lo = HEX_LUT[s[2 * i + 1] as usize];
+        bad |= hi | lo;
+        out[i] = (hi << 4) | (lo & 0x0F);
+    }
+    (bad & 0xF0 == 0).then_some(out)
+}
+
+const LANES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Decodes 16 lowercase hex digits into 8 bytes, eight digits per 64-bit word (SWAR). Each byte
+/// is checked to be `0-9` or `a-f` with carry-free per-byte additions, since every input byte is
+/// first checked to be ASCII.
+#[inline(always)]
+fn hex16(s: &[u8]) -> Option<[u8; 8]> {
+    let mut out = [0u8; 8];
+    for half in 0..2 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&s[half * 8..half * 8 + 8]);
+        let x = u64::from_le_bytes(word);
+        if x & HIGH != 0 {
+            return None;
+        }
+        let ge_0 = x.wrapping_add(LANES * (0x80 - 0x30));
+        let gt_9 = x.wrapping_add(LANES * (0x80 - 0x3a));
+        let ge_a = x.wrapping_add(LANES * (0x80 - 0x61));
+        let gt_f = x.wrapping_add(LANES * (0x80 - 0x67));
+        let valid = ((ge_0 & !gt_9) | (ge_a & !gt_f)) & HIGH;
+        if valid != HIGH {
+            return None;
+        }
+        // '0'..'9' -> 0..9; 'a'..'f' (bit 0x40 set) -> 1..6 + 9.
+        let nibbles = (x & (LANES * 0x0f)) + ((x & (LANES * 0x40)) >> 6) * 9;
+        // Pair nibbles into bytes, then pack the four bytes into the low 32 bits.
+        let mut v = ((nibbles & 0x00ff_00ff_00ff_00ff) << 4) | ((nibbles >> 8) & 0x00ff_00ff_00ff_00ff);
+        v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
+        v = (v | (v >> 16)) & 0x0000_0000_ffff_ffff;
+        out[half * 4..half * 4 + 4].copy_from_slice(&(v as u32).to_le_bytes());
     }
     Some(out)
 }
@@ -206,28 +278,50 @@ fn trim_ows(s: &str) -> &str {
     s.trim_matches(|c| c == ' ' || c == '\t')
 }
 
+fn trim_ows_bytes(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if !is_ows(*first) {
+            break;
+        }
+        s = rest;
+    }
+    while let [rest @ .., last] = s {
+        if !is_ows(*last) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
 /// Parses one `traceparent` value. Returns `None` for anything invalid.
 pub fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
-    let s = trim_ows(value).as_bytes();
+    parse_traceparent_bytes(value.as_bytes())
+}
+
+/// [`parse_traceparent`] on raw header bytes (non-ASCII bytes are simply invalid).
+pub fn parse_traceparent_bytes(value: &[u8]) -> Option<(TraceId, SpanId, TraceFlags)> {
+    let s = trim_ows_bytes(value);
     if s.len() < 55 {
         return None;
     }
-    let version = (hex_val(s[0])? << 4) | hex_val(s[1])?;
+    let [version] = hex_bytes::<1>(&s[..2])?;
     if version == 0xff {
         return None;
     }
-    if version == 0 && s.len() != 55 {
-        return None;
-    }
-    if s.len() > 55 && s[55] != b'-' {
+    if s.len() > 55 && (version == 0 || s[55] != b'-') {
         return None;
     }
     if s[2] != b'-' || s[35] != b'-' || s[52] != b'-' {
         return None;
     }
-    let trace_id: [u8; 16] = hex_bytes(&s[3..35])?;
-    let span_id: [u8; 8] = hex_bytes(&s[36..52])?;
-    let flags = (hex_val(s[53])? << 4) | hex_val(s[54])?;
+    let hi = hex16(&s[3..19])?;
+    let lo = hex16(&s[19..35])?;
+    let span_id = hex16(&s[36..52])?;
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&hi);
+    trace_id[8..].copy_from_slice(&lo);
+    let [flags] = hex_bytes::<1>(&s[53..55])?;
     if trace_id == [0; 16] || span_id == [0; 8] {
         return None;
     }
@@ -374,6 +468,44 @@ mod tests {
 
     fn valid(cx: &Context) -> bool {
         cx.span().span_context().is_valid()
+    }
+
+    #[test]
+    fn swar_hex_matches_the_table_decoder_on_every_byte() {
+        // Every byte value at every position, around valid digits.
+        for pos in 0..16 {
+            for b in 0..=255u8 {
+                let mut input = *b"0123456789abcdef";
+                input[pos] = b;
+                assert_eq!(hex16(&input), hex_bytes::<8>(&input), "byte {b:#x} at {pos}");
+            }
+        }
+        assert_eq!(hex16(b"0af7651916cd43dd"), Some([0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd]));
+        assert_eq!(hex16(b"ffffffffffffffff"), Some([0xff; 8]));
+        assert_eq!(hex16(b"000000000000000A"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn swar_hex_matches_the_table_decoder(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 16)) {
+            proptest::prop_assert_eq!(hex16(&input), hex_bytes::<8>(&input));
+        }
+
+        #[test]
+        fn swar_hex_decodes_valid_digits(input in "[0-9a-f]{16}") {
+            proptest::prop_assert_eq!(hex16(input.as_bytes()), hex_bytes::<8>(input.as_bytes()));
+            proptest::prop_assert!(hex16(input.as_bytes()).is_some());
+        }
+
+        #[test]
+        fn parse_never_panics(input in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120)) {
+            let _ = parse_traceparent_bytes(&input);
+        }
+
+        #[test]
+        fn tracestate_parse_never_panics(input in ".{0,600}") {
+            let _ = parse_tracestate([input.as_str()]);
+        }
     }
 
     #[test]

@@ -167,8 +167,10 @@ mod tests {
 
     #[test]
     fn service_name_precedence() {
-        let mut c = SdkConfig::default();
-        c.resource_attributes = vec![KeyValue::new("service.name", "from-attrs"), KeyValue::new("team", "a")];
+        let mut c = SdkConfig {
+            resource_attributes: vec![KeyValue::new("service.name", "from-attrs"), KeyValue::new("team", "a")],
+            ..SdkConfig::default()
+        };
         let r = build_resource(&c, &[], None);
         assert_eq!(r.get(&"service.name".into()).unwrap().as_str(), "from-attrs");
         assert_eq!(r.get(&"team".into()).unwrap().as_str(), "a");
