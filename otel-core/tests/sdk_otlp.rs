@@ -153,6 +153,11 @@ fn guard_flushes_traces_metrics_and_logs_to_an_otlp_http_receiver() {
         let _attached = cx.clone().attach();
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(order_id = 42, "payment declined");
+            otel_core::status::emit_exception(
+                otel_core::status::ExceptionEvent::HttpServer,
+                "timeout",
+                "upstream timed out",
+            );
         });
     }
     cx.span().end();

@@ -29,8 +29,7 @@ pub use carrier::{
 };
 pub use trace_context::{
     format_traceparent, is_valid_tracestate_key, is_valid_tracestate_value, parse_traceparent, parse_traceparent_bytes,
-    VerbatimTraceState,
-    W3cTraceContextPropagator, TRACEPARENT, TRACESTATE,
+    VerbatimTraceState, W3cTraceContextPropagator, TRACEPARENT, TRACESTATE,
 };
 
 use opentelemetry::baggage::BaggageExt;

@@ -238,36 +238,46 @@ fn hex_bytes<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
 const LANES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// Decodes 16 lowercase hex digits into 8 bytes, eight digits per 64-bit word (SWAR). Each byte
-/// is checked to be `0-9` or `a-f` with carry-free per-byte additions, since every input byte is
-/// first checked to be ASCII.
+/// Decodes 8 lowercase hex digits (one little-endian word) into 4 bytes, branch-free (SWAR).
+/// Returns the bytes and a non-zero mask when any digit is not `0-9` / `a-f`. The per-byte range
+/// checks cannot carry between bytes for ASCII input; non-ASCII input is flagged by its high bit.
+#[inline(always)]
+fn hex_word(chunk: [u8; 8]) -> ([u8; 4], u64) {
+    let x = u64::from_le_bytes(chunk);
+    let ge_0 = x.wrapping_add(LANES * (0x80 - 0x30));
+    let gt_9 = x.wrapping_add(LANES * (0x80 - 0x3a));
+    let ge_a = x.wrapping_add(LANES * (0x80 - 0x61));
+    let gt_f = x.wrapping_add(LANES * (0x80 - 0x67));
+    let valid = ((ge_0 & !gt_9) | (ge_a & !gt_f)) & HIGH;
+    let bad = (x & HIGH) | (valid ^ HIGH);
+    // '0'..'9' -> 0..9; 'a'..'f' (bit 0x40 set) -> 1..6 + 9.
+    let nibbles = (x & (LANES * 0x0f)) + ((x & (LANES * 0x40)) >> 6) * 9;
+    // Pair nibbles into bytes, then pack the four bytes into the low 32 bits.
+    let mut v = ((nibbles & 0x00ff_00ff_00ff_00ff) << 4) | ((nibbles >> 8) & 0x00ff_00ff_00ff_00ff);
+    v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
+    v = (v | (v >> 16)) & 0x0000_0000_ffff_ffff;
+    ((v as u32).to_le_bytes(), bad)
+}
+
+/// Decodes `8 * W` hex digits into `4 * W` bytes; `None` if any digit is invalid.
+#[inline(always)]
+fn hex_words<const W: usize, const OUT: usize>(s: &[u8]) -> Option<[u8; OUT]> {
+    let mut out = [0u8; OUT];
+    let mut bad = 0u64;
+    for (i, chunk) in s.chunks_exact(8).take(W).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let (bytes, b) = hex_word(word);
+        bad |= b;
+        out[i * 4..i * 4 + 4].copy_from_slice(&bytes);
+    }
+    (bad == 0).then_some(out)
+}
+
+/// Decodes 16 lowercase hex digits into 8 bytes.
 #[inline(always)]
 fn hex16(s: &[u8]) -> Option<[u8; 8]> {
-    let mut out = [0u8; 8];
-    for half in 0..2 {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&s[half * 8..half * 8 + 8]);
-        let x = u64::from_le_bytes(word);
-        if x & HIGH != 0 {
-            return None;
-        }
-        let ge_0 = x.wrapping_add(LANES * (0x80 - 0x30));
-        let gt_9 = x.wrapping_add(LANES * (0x80 - 0x3a));
-        let ge_a = x.wrapping_add(LANES * (0x80 - 0x61));
-        let gt_f = x.wrapping_add(LANES * (0x80 - 0x67));
-        let valid = ((ge_0 & !gt_9) | (ge_a & !gt_f)) & HIGH;
-        if valid != HIGH {
-            return None;
-        }
-        // '0'..'9' -> 0..9; 'a'..'f' (bit 0x40 set) -> 1..6 + 9.
-        let nibbles = (x & (LANES * 0x0f)) + ((x & (LANES * 0x40)) >> 6) * 9;
-        // Pair nibbles into bytes, then pack the four bytes into the low 32 bits.
-        let mut v = ((nibbles & 0x00ff_00ff_00ff_00ff) << 4) | ((nibbles >> 8) & 0x00ff_00ff_00ff_00ff);
-        v = (v | (v >> 8)) & 0x0000_ffff_0000_ffff;
-        v = (v | (v >> 16)) & 0x0000_0000_ffff_ffff;
-        out[half * 4..half * 4 + 4].copy_from_slice(&(v as u32).to_le_bytes());
-    }
-    Some(out)
+    hex_words::<2, 8>(s)
 }
 
 fn is_ows(b: u8) -> bool {
@@ -315,12 +325,8 @@ pub fn parse_traceparent_bytes(value: &[u8]) -> Option<(TraceId, SpanId, TraceFl
     if s[2] != b'-' || s[35] != b'-' || s[52] != b'-' {
         return None;
     }
-    let hi = hex16(&s[3..19])?;
-    let lo = hex16(&s[19..35])?;
+    let trace_id = hex_words::<4, 16>(&s[3..35])?;
     let span_id = hex16(&s[36..52])?;
-    let mut trace_id = [0u8; 16];
-    trace_id[..8].copy_from_slice(&hi);
-    trace_id[8..].copy_from_slice(&lo);
     let [flags] = hex_bytes::<1>(&s[53..55])?;
     if trace_id == [0; 16] || span_id == [0; 8] {
         return None;
@@ -480,7 +486,10 @@ mod tests {
                 assert_eq!(hex16(&input), hex_bytes::<8>(&input), "byte {b:#x} at {pos}");
             }
         }
-        assert_eq!(hex16(b"0af7651916cd43dd"), Some([0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd]));
+        assert_eq!(
+            hex16(b"0af7651916cd43dd"),
+            Some([0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd])
+        );
         assert_eq!(hex16(b"ffffffffffffffff"), Some([0xff; 8]));
         assert_eq!(hex16(b"000000000000000A"), None);
     }
