@@ -231,6 +231,26 @@ fn guard_flushes_traces_metrics_and_logs_to_an_otlp_http_receiver() {
         trace_id.to_bytes().to_vec(),
         "log carries the active trace id"
     );
+
+    // The semconv exception event: a log record named after the event, ERROR severity, with
+    // exception.type and exception.message, correlated with the active span.
+    let exception = records
+        .iter()
+        .find(|r| r.event_name == "http.server.request.exception")
+        .expect("the exception event was exported as a log record");
+    assert_eq!(exception.severity_text, "ERROR");
+    assert_eq!(exception.trace_id, trace_id.to_bytes().to_vec());
+    let attr =
+        |key: &str| {
+            exception.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+                match kv.value.as_ref()?.value.as_ref()? {
+                    AnyValue::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                }
+            })
+        };
+    assert_eq!(attr("exception.type").as_deref(), Some("timeout"));
+    assert_eq!(attr("exception.message").as_deref(), Some("upstream timed out"));
 }
 
 #[test]

@@ -21,9 +21,8 @@ use otel_core::{instruments, status, Instrumentation};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut builder = SdkBuilder::from_env()?.with_service_name(
-        std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "otel-demo".to_owned()),
-    );
+    let mut builder = SdkBuilder::from_env()?
+        .with_service_name(std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "otel-demo".to_owned()));
     if std::env::var_os("OTEL_TRACES_EXPORTER").is_none() {
         builder = builder.with_traces_exporters([Exporter::Console]);
     }
@@ -90,7 +89,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ];
         let span = cx.span();
         if status::http_status_is_error(status_code, &SpanKind::Server) {
-            metric_attrs.push(status::record_failure_ref(&span, status::status_code_str(status_code), None));
+            metric_attrs.push(status::record_failure_ref(
+                &span,
+                status::status_code_str(status_code),
+                None,
+            ));
         }
         duration.record(instruments::seconds(start.elapsed()), &metric_attrs);
         span.end();
