@@ -225,6 +225,10 @@ impl Instrumentation {
 }
 
 /// A tracer from an [`Instrumentation`]: the SDK tracer used directly, or any other tracer boxed.
+///
+/// It also keeps the W3C Trace Context Level 2 `random` flag (`0x02`): the SDK gives a span it
+/// drops `TraceFlags::default()`, losing the flag of the parent whose trace id it continues, so
+/// such spans are returned as [`Span::NonRecording`] with the parent's `random` bit restored.
 #[derive(Clone, Debug)]
 pub enum Tracer {
     /// An `opentelemetry_sdk` tracer (no boxing per span).
@@ -242,24 +246,55 @@ pub enum Span {
     Sdk(opentelemetry_sdk::trace::Span),
     /// A span of a global or custom tracer.
     Boxed(BoxedSpan),
+    /// A span the sampler dropped, carrying only the context to propagate (see [`Tracer`]).
+    NonRecording(SpanContext),
 }
 
 impl opentelemetry::trace::Tracer for Tracer {
     type Span = Span;
 
     fn build_with_context(&self, builder: SpanBuilder, parent_cx: &Context) -> Span {
-        match self {
+        let span = match self {
             Tracer::Sdk(t) => Span::Sdk(t.build_with_context(builder, parent_cx)),
             Tracer::Boxed(t) => Span::Boxed(t.build_with_context(builder, parent_cx)),
-        }
+        };
+        keep_random_flag(span, parent_cx)
     }
 }
 
+/// The W3C Trace Context Level 2 `random-trace-id` flag.
+const RANDOM_FLAG: u8 = 0x02;
+
+fn keep_random_flag(span: Span, parent_cx: &Context) -> Span {
+    use opentelemetry::trace::{Span as _, TraceContextExt, TraceFlags};
+    if span.is_recording() || !parent_cx.has_active_span() {
+        return span;
+    }
+    let parent = parent_cx.span();
+    let parent_sc = parent.span_context();
+    let sc = span.span_context();
+    let lost = parent_sc.is_valid()
+        && parent_sc.trace_id() == sc.trace_id()
+        && parent_sc.trace_flags().to_u8() & RANDOM_FLAG != 0
+        && sc.trace_flags().to_u8() & RANDOM_FLAG == 0;
+    if !lost {
+        return span;
+    }
+    Span::NonRecording(SpanContext::new(
+        sc.trace_id(),
+        sc.span_id(),
+        TraceFlags::new(sc.trace_flags().to_u8() | RANDOM_FLAG),
+        false,
+        sc.trace_state().clone(),
+    ))
+}
+
 macro_rules! delegate {
-    ($self:ident, $s:ident => $e:expr) => {
+    ($self:ident, $s:ident => $e:expr, $nonrec:expr) => {
         match $self {
             Span::Sdk($s) => $e,
             Span::Boxed($s) => $e,
+            Span::NonRecording(_) => $nonrec,
         }
     };
 }
@@ -269,38 +304,42 @@ impl opentelemetry::trace::Span for Span {
     where
         T: Into<Cow<'static, str>>,
     {
-        delegate!(self, s => s.add_event_with_timestamp(name, timestamp, attributes))
+        delegate!(self, s => s.add_event_with_timestamp(name, timestamp, attributes), ())
     }
 
     fn span_context(&self) -> &SpanContext {
-        delegate!(self, s => s.span_context())
+        match self {
+            Span::Sdk(s) => s.span_context(),
+            Span::Boxed(s) => s.span_context(),
+            Span::NonRecording(sc) => sc,
+        }
     }
 
     fn is_recording(&self) -> bool {
-        delegate!(self, s => s.is_recording())
+        delegate!(self, s => s.is_recording(), false)
     }
 
     fn set_attribute(&mut self, attribute: KeyValue) {
-        delegate!(self, s => s.set_attribute(attribute))
+        delegate!(self, s => s.set_attribute(attribute), ())
     }
 
     fn set_status(&mut self, status: Status) {
-        delegate!(self, s => s.set_status(status))
+        delegate!(self, s => s.set_status(status), ())
     }
 
     fn update_name<T>(&mut self, new_name: T)
     where
         T: Into<Cow<'static, str>>,
     {
-        delegate!(self, s => s.update_name(new_name))
+        delegate!(self, s => s.update_name(new_name), ())
     }
 
     fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
-        delegate!(self, s => s.add_link(span_context, attributes))
+        delegate!(self, s => s.add_link(span_context, attributes), ())
     }
 
     fn end_with_timestamp(&mut self, timestamp: SystemTime) {
-        delegate!(self, s => s.end_with_timestamp(timestamp))
+        delegate!(self, s => s.end_with_timestamp(timestamp), ())
     }
 }
 
@@ -337,6 +376,42 @@ mod tests {
         assert!(matches!(tracer, Tracer::Boxed(_)));
         let span = tracer.start("op");
         assert!(!span.is_recording());
+    }
+
+    #[test]
+    fn dropped_spans_keep_the_parents_random_flag() {
+        let provider = SdkTracerProvider::builder()
+            .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+                opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            )))
+            .build();
+        let inst = Instrumentation::new()
+            .with_tracer_provider(provider)
+            .with_propagator(W3cPropagator::default());
+        let tracer = inst.tracer(Instrumentation::scope("t", "0"));
+        for (incoming, expected_flags, recording) in [
+            ("00-12345678901234567890123456789012-1234567890123456-02", "02", false),
+            ("00-12345678901234567890123456789012-1234567890123456-03", "03", true),
+            ("00-12345678901234567890123456789012-1234567890123456-00", "00", false),
+            ("00-12345678901234567890123456789012-1234567890123456-01", "01", true),
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", http::HeaderValue::from_static(incoming));
+            let parent = inst.extract_http_with_context(&Context::new(), &headers);
+            let span = tracer.start_with_context("child", &parent);
+            assert_eq!(span.is_recording(), recording, "{incoming}");
+            let sc = span.span_context().clone();
+            assert_ne!(sc.span_id().to_string(), "1234567890123456", "a new span id");
+            let cx = parent.with_span(span);
+            let mut out = http::HeaderMap::new();
+            inst.inject_http(&cx, &mut out);
+            let tp = out["traceparent"].to_str().unwrap().to_owned();
+            assert!(tp.starts_with("00-12345678901234567890123456789012-"), "{tp}");
+            assert!(tp.ends_with(&format!("-{expected_flags}")), "{incoming} -> {tp}");
+        }
+        // A root span (no parent) is unaffected.
+        let root = tracer.start_with_context("root", &Context::new());
+        assert!(matches!(root, Span::Sdk(_)));
     }
 
     #[test]

@@ -1,0 +1,588 @@
+//! Request → semantic-convention attributes (semconv 1.42 §2.3), shared by every server and client
+//! adapter of this crate: method normalisation, URL redaction, `server.*` / `client.*` addresses
+//! from forwarding headers, protocol version and opt-in header capture.
+//!
+//! Everything here is pure: it reads an HTTP request description and never fails. Values a peer
+//! controls are parsed defensively; what cannot be parsed is omitted, never replaced by a
+//! placeholder.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, Method, Uri, Version};
+use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
+use opentelemetry_semantic_conventions::attribute::{HTTP_REQUEST_HEADER, HTTP_RESPONSE_HEADER};
+
+/// The environment variable that replaces the list of known HTTP methods (comma-separated,
+/// case-sensitive).
+pub const KNOWN_METHODS_ENV: &str = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS";
+
+/// `http.request.method` for a method that is not in the known list.
+pub const METHOD_OTHER: &str = "_OTHER";
+
+/// The `{method}` part of a span name for a method mapped to [`METHOD_OTHER`].
+pub const SPAN_NAME_OTHER: &str = "HTTP";
+
+/// The query keys whose values are replaced by [`REDACTED`] in `url.query` and `url.full`: the
+/// union of the semantic-conventions lists of v1.40 to unreleased `main`. Matching is
+/// case-sensitive.
+pub const SENSITIVE_QUERY_KEYS: [&str; 7] = [
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+];
+
+/// The replacement for credentials and sensitive query values.
+pub const REDACTED: &str = "REDACTED";
+
+/// The default known methods (RFC 9110, PATCH from RFC 5789 and QUERY).
+pub const DEFAULT_KNOWN_METHODS: [&str; 10] = [
+    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "QUERY",
+];
+
+fn default_method_name(method: &str) -> Option<&'static str> {
+    DEFAULT_KNOWN_METHODS.iter().copied().find(|m| *m == method)
+}
+
+/// The set of HTTP methods recorded as themselves; any other method becomes `_OTHER` with
+/// `http.request.method_original`.
+///
+/// [`KnownMethods::from_env`] (what the layers use by default) reads
+/// `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`; when it is unset or empty the default list applies.
+/// The variable and [`KnownMethods::new`] each **replace** the default list.
+#[derive(Clone, Debug, Default)]
+pub struct KnownMethods {
+    custom: Option<Arc<[Arc<str>]>>,
+}
+
+/// A method after normalisation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NormalizedMethod {
+    /// The value of `http.request.method`: the method, or `_OTHER`.
+    pub value: StringValue,
+    /// Whether the method was mapped to `_OTHER`.
+    pub is_other: bool,
+}
+
+impl NormalizedMethod {
+    /// The `{method}` part of a span name: the method, or `HTTP` for `_OTHER`.
+    pub fn span_name(&self) -> &str {
+        if self.is_other {
+            SPAN_NAME_OTHER
+        } else {
+            self.value.as_str()
+        }
+    }
+}
+
+impl KnownMethods {
+    /// The default list ([`DEFAULT_KNOWN_METHODS`]).
+    pub fn defaults() -> Self {
+        Self { custom: None }
+    }
+
+    /// Exactly these methods (case-sensitive), replacing the defaults.
+    pub fn new<I, M>(methods: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: AsRef<str>,
+    {
+        let list: Vec<Arc<str>> = methods
+            .into_iter()
+            .map(|m| Arc::from(m.as_ref().trim()))
+            .filter(|m: &Arc<str>| !m.is_empty())
+            .collect();
+        Self {
+            custom: Some(list.into()),
+        }
+    }
+
+    /// The list from `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` if it names at least one method,
+    /// else the defaults.
+    pub fn from_env() -> Self {
+        match std::env::var(KNOWN_METHODS_ENV) {
+            Ok(v) if v.split(',').any(|m| !m.trim().is_empty()) => Self::new(v.split(',')),
+            _ => Self::defaults(),
+        }
+    }
+
+    /// Normalises `method`.
+    pub fn normalize(&self, method: &Method) -> NormalizedMethod {
+        let raw = method.as_str();
+        let known = match &self.custom {
+            // Static strings for the defaults: no allocation, no reference count.
+            None => default_method_name(raw).map(StringValue::from),
+            Some(list) => list
+                .iter()
+                .find(|m| &***m == raw)
+                .map(|m| match default_method_name(raw) {
+                    Some(s) => StringValue::from(s),
+                    None => StringValue::from(Arc::clone(m)),
+                }),
+        };
+        match known {
+            Some(value) => NormalizedMethod { value, is_other: false },
+            None => NormalizedMethod {
+                value: StringValue::from(METHOD_OTHER),
+                is_other: true,
+            },
+        }
+    }
+}
+
+/// `network.protocol.version` for an HTTP version: `1.0`, `1.1`, `2`, `3`; `None` otherwise.
+pub fn protocol_version(version: Version) -> Option<&'static str> {
+    match version {
+        Version::HTTP_10 => Some("1.0"),
+        Version::HTTP_11 => Some("1.1"),
+        Version::HTTP_2 => Some("2"),
+        Version::HTTP_3 => Some("3"),
+        _ => None,
+    }
+}
+
+/// Replaces the values of [`SENSITIVE_QUERY_KEYS`] with [`REDACTED`], keeping the keys and every
+/// other byte of the query. Borrows when nothing needs redacting.
+pub fn redact_query(query: &str) -> Cow<'_, str> {
+    let needs = query.split('&').any(|pair| match pair.split_once('=') {
+        Some((k, v)) => !v.is_empty() && SENSITIVE_QUERY_KEYS.contains(&k),
+        None => false,
+    });
+    if !needs {
+        return Cow::Borrowed(query);
+    }
+    let mut out = String::with_capacity(query.len() + 8);
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((k, v)) if !v.is_empty() && SENSITIVE_QUERY_KEYS.contains(&k) => {
+                out.push_str(k);
+                out.push('=');
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Splits `host[:port]`, `[v6]` or `[v6]:port`. Returns `None` for an empty host. A port that
+/// does not parse is dropped; an unbracketed IPv6 address is returned whole.
+pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    let s = s.trim();
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &rest[..end];
+        let port = rest[end + 1..].strip_prefix(':');
+        (host, port)
+    } else {
+        match s.rsplit_once(':') {
+            // More than one colon and no brackets: a bare IPv6 address.
+            Some((h, _)) if h.contains(':') => (s, None),
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some((host, port.and_then(|p| p.parse::<u16>().ok())))
+}
+
+/// The default port of a scheme (`http` 80, `https` 443).
+pub fn default_port(scheme: &str) -> Option<u16> {
+    if scheme.eq_ignore_ascii_case("https") {
+        Some(443)
+    } else if scheme.eq_ignore_ascii_case("http") {
+        Some(80)
+    } else {
+        None
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The first element of the first `Forwarded` header (RFC 7239), split at commas outside quotes.
+fn first_forwarded_element(headers: &HeaderMap) -> Option<&str> {
+    let value = header_str(headers, http::header::FORWARDED)?;
+    let mut in_quotes = false;
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes => return Some(&value[..i]),
+            _ => {}
+        }
+    }
+    Some(value)
+}
+
+/// The value of parameter `name` (`for`, `host`, `proto`) in the first `Forwarded` element,
+/// unquoted; `None` when absent or empty.
+pub fn forwarded_param<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let element = first_forwarded_element(headers)?;
+    element.split(';').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        if !k.trim().eq_ignore_ascii_case(name) {
+            return None;
+        }
+        let v = v.trim();
+        let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(v);
+        (!v.is_empty()).then_some(v)
+    })
+}
+
+/// `url.scheme` of a server request: `Forwarded#proto`, then `X-Forwarded-Proto`, then the
+/// request URI's scheme (HTTP/2 `:scheme`), else `http`. Only `http` and `https` are accepted from
+/// headers (the value lands on metrics, so a peer must not be able to choose it freely).
+pub fn server_scheme(uri: &Uri, headers: &HeaderMap) -> &'static str {
+    fn known(s: &str) -> Option<&'static str> {
+        if s.eq_ignore_ascii_case("https") {
+            Some("https")
+        } else if s.eq_ignore_ascii_case("http") {
+            Some("http")
+        } else {
+            None
+        }
+    }
+    forwarded_param(headers, "proto")
+        .and_then(known)
+        .or_else(|| {
+            header_str(headers, "x-forwarded-proto")
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| known(v.trim()))
+        })
+        .or_else(|| uri.scheme_str().and_then(known))
+        .unwrap_or("http")
+}
+
+/// `server.address` and `server.port` of a server request: from `Forwarded#host`, then
+/// `X-Forwarded-Host`, then the URI authority (`:authority` in HTTP/2 and HTTP/3), then `Host`.
+/// Host and port come from the same source; without an explicit port the scheme's default port
+/// is used.
+pub fn server_address<'a>(uri: &'a Uri, headers: &'a HeaderMap, scheme: &str) -> Option<(&'a str, Option<u16>)> {
+    let source = forwarded_param(headers, "host")
+        .or_else(|| header_str(headers, "x-forwarded-host").and_then(|v| v.split(',').next()))
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .or_else(|| header_str(headers, http::header::HOST))?;
+    // Userinfo never belongs in server.address.
+    let source = source.rsplit_once('@').map_or(source, |(_, h)| h);
+    let (host, port) = split_host_port(source)?;
+    Some((host, port.or_else(|| default_port(scheme))))
+}
+
+fn strip_node_port(node: &str) -> &str {
+    let node = node.trim();
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match node.rsplit_once(':') {
+        Some((h, _)) if !h.contains(':') => h,
+        _ => node,
+    }
+}
+
+/// `client.address` of a server request: `Forwarded#for`, then the first `X-Forwarded-For`
+/// entry, without port; `None` when neither is present (use the peer address then).
+pub fn forwarded_client(headers: &HeaderMap) -> Option<&str> {
+    let from_forwarded = forwarded_param(headers, "for").map(strip_node_port);
+    let candidate = from_forwarded.or_else(|| {
+        header_str(headers, "x-forwarded-for")
+            .and_then(|v| v.split(',').next())
+            .map(strip_node_port)
+    })?;
+    (!candidate.is_empty() && !candidate.eq_ignore_ascii_case("unknown")).then_some(candidate)
+}
+
+/// A header value as text (invalid UTF-8 replaced); `None` when empty.
+pub fn header_text(value: &http::HeaderValue) -> Option<StringValue> {
+    let bytes = value.as_bytes();
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(match std::str::from_utf8(bytes) {
+        Ok(s) => StringValue::from(s.to_owned()),
+        Err(_) => StringValue::from(String::from_utf8_lossy(bytes).into_owned()),
+    })
+}
+
+/// `url.full` of a client request, with credentials replaced by `REDACTED:REDACTED` and sensitive
+/// query values by `REDACTED`. A relative URI is completed from the `Host` header; without a host
+/// `None` is returned.
+pub fn redacted_url_full(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let authority = match uri.authority() {
+        Some(a) => a.as_str(),
+        None => header_str(headers, http::header::HOST).filter(|h| !h.is_empty())?,
+    };
+    let path = match uri.path() {
+        "" => "/",
+        p => p,
+    };
+    let query = uri.query();
+    let mut out = String::with_capacity(scheme.len() + authority.len() + path.len() + query.map_or(0, str::len) + 24);
+    out.push_str(scheme);
+    out.push_str("://");
+    match authority.rsplit_once('@') {
+        Some((_, host)) => {
+            out.push_str("REDACTED:REDACTED@");
+            out.push_str(host);
+        }
+        None => out.push_str(authority),
+    }
+    out.push_str(path);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(&redact_query(q));
+    }
+    Some(out)
+}
+
+/// `server.address` / `server.port` of a client request: the host of an absolute URI, else the
+/// `Host` header; the port is explicit or the scheme's default.
+pub fn client_server_address<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option<(&'a str, Option<u16>)> {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    match uri.authority() {
+        Some(a) => {
+            let host = a.host();
+            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            if host.is_empty() {
+                return None;
+            }
+            Some((host, a.port_u16().or_else(|| default_port(scheme))))
+        }
+        None => {
+            let h = header_str(headers, http::header::HOST)?;
+            let h = h.rsplit_once('@').map_or(h, |(_, h)| h);
+            let (host, port) = split_host_port(h)?;
+            Some((host, port.or_else(|| default_port(scheme))))
+        }
+    }
+}
+
+/// Opt-in capture of named headers as `http.{request|response}.header.<name>` string arrays.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderCapture {
+    names: Vec<(HeaderName, Key)>,
+}
+
+/// Which message a [`HeaderCapture`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderSide {
+    /// `http.request.header.<name>`
+    Request,
+    /// `http.response.header.<name>`
+    Response,
+}
+
+impl HeaderCapture {
+    /// Captures `names` (invalid header names are ignored; names are lower-cased).
+    pub fn new<I, N>(side: HeaderSide, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        let prefix = match side {
+            HeaderSide::Request => HTTP_REQUEST_HEADER,
+            HeaderSide::Response => HTTP_RESPONSE_HEADER,
+        };
+        let mut out: Vec<(HeaderName, Key)> = Vec::new();
+        for n in names {
+            let Ok(name) = HeaderName::from_bytes(n.as_ref().trim().as_bytes()) else {
+                continue;
+            };
+            if out.iter().any(|(existing, _)| *existing == name) {
+                continue;
+            }
+            let key = Key::from(format!("{prefix}.{}", name.as_str()));
+            out.push((name, key));
+        }
+        Self { names: out }
+    }
+
+    /// Whether no header is configured.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Appends one attribute per configured header present in `headers`, with all its values.
+    pub fn collect(&self, headers: &HeaderMap, out: &mut Vec<KeyValue>) {
+        for (name, key) in &self.names {
+            let values: Vec<StringValue> = headers.get_all(name).iter().filter_map(header_text).collect();
+            if !values.is_empty() {
+                out.push(KeyValue::new(key.clone(), Value::Array(Array::String(values))));
+            }
+        }
+    }
+}
+
+/// A peer socket address a server adapter can put in the request extensions when its framework
+/// does not (plain hyper). Used for `network.peer.address` / `network.peer.port` and as the
+/// fallback `client.address`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The peer address from the request extensions: [`PeerAddr`], or axum's
+/// `ConnectInfo<SocketAddr>` (feature `axum`).
+pub(crate) fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
+    if let Some(p) = extensions.get::<PeerAddr>() {
+        return Some(p.0);
+    }
+    #[cfg(feature = "axum")]
+    if let Some(axum::extract::ConnectInfo(addr)) = extensions.get::<axum::extract::ConnectInfo<SocketAddr>>() {
+        return Some(*addr);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn methods_normalise_case_sensitively() {
+        let k = KnownMethods::defaults();
+        assert_eq!(
+            k.normalize(&Method::GET),
+            NormalizedMethod {
+                value: "GET".into(),
+                is_other: false
+            }
+        );
+        let query = Method::from_bytes(b"QUERY").unwrap();
+        assert!(!k.normalize(&query).is_other);
+        let lower = Method::from_bytes(b"get").unwrap();
+        let n = k.normalize(&lower);
+        assert_eq!(n.value.as_str(), "_OTHER");
+        assert_eq!(n.span_name(), "HTTP");
+        let custom = KnownMethods::new(["GET", " PURGE ", ""]);
+        assert_eq!(
+            custom.normalize(&Method::from_bytes(b"PURGE").unwrap()).value.as_str(),
+            "PURGE"
+        );
+        assert!(
+            custom.normalize(&Method::POST).is_other,
+            "a custom list replaces the defaults"
+        );
+    }
+
+    #[test]
+    fn query_redaction_keeps_keys_and_order() {
+        assert!(matches!(redact_query("a=1&b=2"), Cow::Borrowed("a=1&b=2")));
+        assert_eq!(redact_query("color=blue&sig=abc"), "color=blue&sig=REDACTED");
+        assert_eq!(
+            redact_query("X-Amz-Signature=1&x=2&AWSAccessKeyId=k&Signature=s&X-Goog-Signature=g"),
+            "X-Amz-Signature=REDACTED&x=2&AWSAccessKeyId=REDACTED&Signature=REDACTED&X-Goog-Signature=REDACTED"
+        );
+        assert_eq!(
+            redact_query("SIG=1&sig"),
+            "SIG=1&sig",
+            "case-sensitive; no value, nothing to hide"
+        );
+        assert_eq!(
+            redact_query("X-Amz-Credential=a&X-Amz-Security-Token=b"),
+            "X-Amz-Credential=REDACTED&X-Amz-Security-Token=REDACTED"
+        );
+    }
+
+    #[test]
+    fn url_full_redacts_credentials_and_query() {
+        let uri: Uri = "https://user:pw@example.com:8443/p/a?sig=x&k=v".parse().unwrap();
+        assert_eq!(
+            redacted_url_full(&uri, &HeaderMap::new()).unwrap(),
+            "https://REDACTED:REDACTED@example.com:8443/p/a?sig=REDACTED&k=v"
+        );
+        let uri: Uri = "http://example.com".parse().unwrap();
+        assert_eq!(
+            redacted_url_full(&uri, &HeaderMap::new()).unwrap(),
+            "http://example.com/"
+        );
+        let uri: Uri = "/rel?q=1".parse().unwrap();
+        assert_eq!(
+            redacted_url_full(&uri, &headers(&[("host", "h:81")])).unwrap(),
+            "http://h:81/rel?q=1"
+        );
+        assert_eq!(redacted_url_full(&uri, &HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn host_port_splitting() {
+        assert_eq!(split_host_port("example.com:8080"), Some(("example.com", Some(8080))));
+        assert_eq!(split_host_port("example.com"), Some(("example.com", None)));
+        assert_eq!(split_host_port("[::1]:9"), Some(("::1", Some(9))));
+        assert_eq!(split_host_port("[::1]"), Some(("::1", None)));
+        assert_eq!(split_host_port("::1"), Some(("::1", None)));
+        assert_eq!(split_host_port("h:notaport"), Some(("h", None)));
+        assert_eq!(split_host_port(":80"), None);
+        assert_eq!(split_host_port("[oops"), None);
+    }
+
+    #[test]
+    fn server_address_precedence() {
+        let uri: Uri = "/x".parse().unwrap();
+        let h = headers(&[
+            ("host", "internal:8080"),
+            ("x-forwarded-host", "xfh.example"),
+            (
+                "forwarded",
+                "for=1.2.3.4;host=\"fw.example:444\";proto=https, for=5.6.7.8",
+            ),
+        ]);
+        let scheme = server_scheme(&uri, &h);
+        assert_eq!(scheme, "https");
+        assert_eq!(server_address(&uri, &h, scheme), Some(("fw.example", Some(444))));
+        let h = headers(&[("host", "internal:8080"), ("x-forwarded-host", "xfh.example")]);
+        assert_eq!(server_address(&uri, &h, "http"), Some(("xfh.example", Some(80))));
+        let h = headers(&[("host", "internal:8080")]);
+        assert_eq!(server_address(&uri, &h, "http"), Some(("internal", Some(8080))));
+        let abs: Uri = "http://auth.example:1234/x".parse().unwrap();
+        assert_eq!(server_address(&abs, &h, "http"), Some(("auth.example", Some(1234))));
+        assert_eq!(server_address(&uri, &HeaderMap::new(), "http"), None);
+    }
+
+    #[test]
+    fn client_address_from_forwarding_headers() {
+        let h = headers(&[
+            ("forwarded", "for=\"[2001:db8:cafe::17]:4711\""),
+            ("x-forwarded-for", "9.9.9.9"),
+        ]);
+        assert_eq!(forwarded_client(&h), Some("2001:db8:cafe::17"));
+        let h = headers(&[("x-forwarded-for", " 203.0.113.195:41237 , 70.41.3.18")]);
+        assert_eq!(forwarded_client(&h), Some("203.0.113.195"));
+        let h = headers(&[("forwarded", "for=unknown")]);
+        assert_eq!(forwarded_client(&h), None);
+        let h = headers(&[("x-forwarded-proto", "gopher")]);
+        assert_eq!(server_scheme(&"/".parse().unwrap(), &h), "http");
+    }
+
+    #[test]
+    fn header_capture_collects_all_values_as_string_arrays() {
+        let cap = HeaderCapture::new(HeaderSide::Request, ["X-Custom", "x-custom", "bad name", "absent"]);
+        let h = headers(&[("x-custom", "a"), ("x-custom", "b")]);
+        let mut out = Vec::new();
+        cap.collect(&h, &mut out);
+        assert_eq!(
+            out,
+            vec![KeyValue::new(
+                "http.request.header.x-custom",
+                Value::Array(Array::String(vec!["a".into(), "b".into()]))
+            )]
+        );
+    }
+}

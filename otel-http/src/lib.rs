@@ -1,0 +1,112 @@
+//! # otel-http
+//!
+//! OpenTelemetry instrumentation for HTTP servers and clients built on tower (axum, hyper,
+//! hyper-util), following semantic conventions 1.42 (`opentelemetry` 0.33) on top of
+//! [`otel_core`].
+//!
+//! | Item | What it does |
+//! | --- | --- |
+//! | [`HttpServerLayer`] | `SERVER` spans named `{method} {http.route}`, W3C context extraction, `http.server.request.duration` / `http.server.active_requests` (and opt-in `http.server.response.body.size`), timed to the end of the response body |
+//! | [`HttpClientLayer`] | `CLIENT` spans named `{method}` (or `{method} {url.template}`), context injection, redacted `url.full`, `http.client.request.duration` |
+//! | [`HttpRoute`], [`RouteHandle`] | route sources for frameworks without axum's `MatchedPath`, and late route updates ([`route`] docs) |
+//! | [`Filter`] | which requests are instrumented at all |
+//! | [`attributes`] | the request → attribute rules (method normalisation, redaction, forwarding headers), shared by all adapters |
+//!
+//! ## Feature flags
+//!
+//! | Feature | Default | Enables |
+//! | --- | --- | --- |
+//! | `axum` | no | `http.route` from axum's `MatchedPath`; peer address from `ConnectInfo<SocketAddr>` |
+//! | `hyper-util` | no | precise `error.type` values for hyper / hyper-util client errors (`connect`, `connection_closed`, ...) |
+//!
+//! ## Server (axum)
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use otel_core::testing::{SpanDataExt, TestTelemetry};
+//! use otel_http::HttpServerLayer;
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let telemetry = TestTelemetry::new(); // in an application: `Instrumentation::new()` / the globals
+//! let app = Router::new()
+//!     .route("/users/{id}", get(|| async { "user" }))
+//!     .layer(HttpServerLayer::with_instrumentation(telemetry.instrumentation()));
+//!
+//! let request = http::Request::get("/users/7").body(axum::body::Body::empty()).unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! drop(response); // the span ends when the body is done
+//!
+//! // The route comes from axum's `MatchedPath` with the `axum` feature.
+//! # #[cfg(feature = "axum")]
+//! telemetry
+//!     .span("GET /users/{id}")
+//!     .assert_attr("http.route", "/users/{id}")
+//!     .assert_attr("http.response.status_code", 200i64);
+//! # }
+//! ```
+//!
+//! Options: [`HttpServerLayer::with_filter`], [`HttpServerLayer::with_span_name_formatter`],
+//! [`HttpServerLayer::with_public_endpoint`], [`HttpServerLayer::with_request_headers`] /
+//! [`HttpServerLayer::with_response_headers`], [`HttpServerLayer::with_known_methods`],
+//! [`HttpServerLayer::with_server_address_on_metrics`],
+//! [`HttpServerLayer::with_response_body_size`]. The `error.type` values are listed in
+//! [`server`].
+//!
+//! ## Client (any `Service<http::Request<B>>`)
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use otel_core::testing::{SpanDataExt, TestTelemetry};
+//! use otel_http::{HttpClientLayer, UrlTemplate};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let telemetry = TestTelemetry::new();
+//! // Stands in for hyper-util's `Client`; the layer injects `traceparent` into the request.
+//! let inner = service_fn(|req: http::Request<Full<Bytes>>| async move {
+//!     assert!(req.headers().contains_key("traceparent"));
+//!     Ok::<_, std::io::Error>(http::Response::new(Full::new(Bytes::new())))
+//! });
+//! let client = ServiceBuilder::new()
+//!     .layer(HttpClientLayer::with_instrumentation(telemetry.instrumentation()))
+//!     .service(inner);
+//!
+//! let mut request = http::Request::get("https://user:pw@api.example.com/items/9?sig=abc")
+//!     .body(Full::new(Bytes::new()))
+//!     .unwrap();
+//! request.extensions_mut().insert(UrlTemplate::new("/items/{id}"));
+//! client.oneshot(request).await.unwrap();
+//!
+//! telemetry
+//!     .span("GET /items/{id}")
+//!     .assert_attr("url.full", "https://REDACTED:REDACTED@api.example.com/items/9?sig=REDACTED")
+//!     .assert_attr("server.port", 443i64);
+//! # }
+//! ```
+//!
+//! ## Context inside handlers
+//!
+//! The server span's OTel [`Context`](opentelemetry::Context) is current while the inner
+//! service is called and its future polled, so `Context::current()` in a handler, spans started
+//! there, `tracing-opentelemetry` spans and calls through [`HttpClientLayer`] all nest under the
+//! server span.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+
+pub mod attributes;
+pub mod client;
+mod error;
+mod filter;
+pub mod route;
+pub mod server;
+
+pub use client::{HttpClientLayer, RequestAttempts, ResendCount, UrlTemplate};
+pub use filter::Filter;
+pub use route::{HttpRoute, RouteHandle};
+pub use server::HttpServerLayer;

@@ -1,0 +1,263 @@
+//! HTTP server instrumentation as a tower [`Layer`].
+//!
+//! [`HttpServerLayer`] wraps any `Service<http::Request<B>, Response = http::Response<R>>`: an
+//! axum `Router` (`Router::new()...layer(HttpServerLayer::new())`), a hyper service through
+//! `hyper_util::service::TowerToHyperService`, or any tower stack.
+//!
+//! Per request it
+//! * extracts the parent context from the headers with the configured propagator,
+//! * starts a `SERVER` span named `{method} {http.route}` (or `{method}`; `HTTP` for `_OTHER`)
+//!   with the sampling-relevant attributes of semconv §2.3,
+//! * attaches the OTel [`Context`](opentelemetry::Context) holding that span while the inner
+//!   service is called and polled, so `Context::current()` in handlers is the server span,
+//! * ends the span and records `http.server.request.duration` when the response **body** has
+//!   been sent completely (or dropped), not when the headers are returned,
+//! * keeps `http.server.active_requests` (incremented and decremented with the same attributes).
+//!
+//! # `error.type` values
+//!
+//! | Value | When | Status code attribute |
+//! | --- | --- | --- |
+//! | the status code (`"500"`, `"503"`, ...) | the response status is 5xx | yes |
+//! | [`ERROR_TYPE_PANIC`] (`panic`) | the inner service panicked while being called or polled; the panic is resumed unchanged after the span ends | no |
+//! | [`ERROR_TYPE_CANCELLED`] (`cancelled`) | the response future was dropped before it produced a response (the client went away, an outer timeout fired) | no |
+//! | [`ERROR_TYPE_BODY_INCOMPLETE`] (`response_body_incomplete`) | the response body was dropped before its end (client disconnected mid-response) | yes |
+//! | an I/O kind (`connection_reset`, `broken_pipe`, `timeout`, ...) | the inner service or the response body failed with an error whose source chain holds a `std::io::Error` (see [`otel_core::status::io_error_type`]) | body errors: yes |
+//! | [`ERROR_TYPE_BODY_ERROR`] (`response_body_error`) | the response body failed with any other error | yes |
+//! | `_OTHER` | the inner service returned any other error | no |
+//!
+//! A 4xx response is not an error on the server: the status stays Unset and no `error.type` is
+//! set.
+
+mod body;
+mod future;
+mod service;
+
+use std::fmt;
+use std::sync::Arc;
+
+use opentelemetry::metrics::{Histogram, UpDownCounter};
+use opentelemetry_semantic_conventions::metric::{
+    HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_DURATION, HTTP_SERVER_RESPONSE_BODY_SIZE,
+};
+use otel_core::{instruments, Instrumentation, Tracer};
+use tower_layer::Layer;
+
+use crate::attributes::{HeaderCapture, HeaderSide, KnownMethods};
+use crate::filter::Filter;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+pub use service::HttpServerService;
+
+/// `error.type` of a request whose inner service panicked.
+pub const ERROR_TYPE_PANIC: &str = "panic";
+/// `error.type` of a request whose response future was dropped before it produced a response.
+pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
+/// `error.type` of a response whose body was dropped before it was sent completely.
+pub const ERROR_TYPE_BODY_INCOMPLETE: &str = "response_body_incomplete";
+/// `error.type` of a response whose body failed with an error that is not an I/O error.
+pub const ERROR_TYPE_BODY_ERROR: &str = "response_body_error";
+
+/// Builds a span name from the `{method}` part (`GET`, or `HTTP` for `_OTHER`) and the route.
+type SpanNameFn = dyn Fn(&str, Option<&str>) -> String + Send + Sync;
+
+/// The default span name: `{method} {route}` or `{method}`.
+pub fn default_span_name(method: &str, route: Option<&str>) -> String {
+    match route {
+        Some(r) => {
+            let mut s = String::with_capacity(method.len() + 1 + r.len());
+            s.push_str(method);
+            s.push(' ');
+            s.push_str(r);
+            s
+        }
+        None => method.to_owned(),
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) instrumentation: Instrumentation,
+    pub(crate) tracer: Tracer,
+    pub(crate) duration: Histogram<f64>,
+    pub(crate) active: UpDownCounter<i64>,
+    pub(crate) response_body_size: Histogram<u64>,
+    pub(crate) known_methods: KnownMethods,
+    pub(crate) filter: Option<Filter>,
+    pub(crate) span_name: Option<Arc<SpanNameFn>>,
+    pub(crate) public_endpoint: bool,
+    pub(crate) request_headers: HeaderCapture,
+    pub(crate) response_headers: HeaderCapture,
+    pub(crate) server_address_on_metrics: bool,
+    pub(crate) record_response_body_size: bool,
+}
+
+/// Instruments an HTTP server: spans, metrics and context propagation per semantic conventions
+/// 1.42. See the [module docs](self) for the behaviour and the `error.type` values.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use otel_http::HttpServerLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/users/{id}", get(|| async { "user" }))
+///     .layer(HttpServerLayer::new());
+/// ```
+///
+/// Options are builder methods; instruments and the tracer are created once, when the layer is
+/// constructed ([`HttpServerLayer::new`] or [`HttpServerLayer::with_instrumentation`]).
+#[derive(Clone)]
+pub struct HttpServerLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for HttpServerLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpServerLayer")
+            .field("instrumentation", &self.shared.instrumentation)
+            .field("known_methods", &self.shared.known_methods)
+            .field("filter", &self.shared.filter)
+            .field("custom_span_name", &self.shared.span_name.is_some())
+            .field("public_endpoint", &self.shared.public_endpoint)
+            .field("request_headers", &self.shared.request_headers)
+            .field("response_headers", &self.shared.response_headers)
+            .field("server_address_on_metrics", &self.shared.server_address_on_metrics)
+            .field("record_response_body_size", &self.shared.record_response_body_size)
+            .finish()
+    }
+}
+
+impl Default for HttpServerLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpServerLayer {
+    /// A layer using the global tracer provider, meter provider and propagator.
+    pub fn new() -> Self {
+        Self::with_instrumentation(Instrumentation::new())
+    }
+
+    /// A layer using the providers and propagator of `instrumentation` (globals for what it does
+    /// not set).
+    pub fn with_instrumentation(instrumentation: Instrumentation) -> Self {
+        let scope = Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+        let tracer = instrumentation.tracer(scope.clone());
+        let meter = instrumentation.meter(scope);
+        let duration = instruments::duration_histogram(
+            &meter,
+            HTTP_SERVER_REQUEST_DURATION,
+            "Duration of HTTP server requests.",
+            &instruments::DURATION_BUCKETS,
+        );
+        let active = instruments::up_down_counter(
+            &meter,
+            HTTP_SERVER_ACTIVE_REQUESTS,
+            "{request}",
+            "Number of active HTTP server requests.",
+        );
+        let response_body_size = instruments::size_histogram(
+            &meter,
+            HTTP_SERVER_RESPONSE_BODY_SIZE,
+            "Size of HTTP server response bodies.",
+        );
+        Self {
+            shared: Arc::new(Shared {
+                instrumentation,
+                tracer,
+                duration,
+                active,
+                response_body_size,
+                known_methods: KnownMethods::from_env(),
+                filter: None,
+                span_name: None,
+                public_endpoint: false,
+                request_headers: HeaderCapture::default(),
+                response_headers: HeaderCapture::default(),
+                server_address_on_metrics: false,
+                record_response_body_size: false,
+            }),
+        }
+    }
+
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.shared)
+    }
+
+    /// Instruments only the requests `filter` matches; the others get neither span nor metrics.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.shared_mut().filter = Some(filter);
+        self
+    }
+
+    /// Names spans with `f(method, route)` instead of `{method} {route}` / `{method}`. `method` is
+    /// already normalised (`HTTP` for unknown methods); `route` is a template or `None`, never a
+    /// raw path. Called at span start and again at the end if the route changed.
+    pub fn with_span_name_formatter<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&str, Option<&str>) -> String + Send + Sync + 'static,
+    {
+        self.shared_mut().span_name = Some(Arc::new(f));
+        self
+    }
+
+    /// Public-endpoint mode: the incoming trace context is not trusted as parent. Each request
+    /// starts a new root span with a link to the incoming span context (if valid); baggage is
+    /// still extracted.
+    pub fn with_public_endpoint(mut self, public: bool) -> Self {
+        self.shared_mut().public_endpoint = public;
+        self
+    }
+
+    /// Captures these request headers as `http.request.header.<name>` string arrays (opt-in).
+    /// They are set at span start, so samplers see them.
+    pub fn with_request_headers<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.shared_mut().request_headers = HeaderCapture::new(HeaderSide::Request, names);
+        self
+    }
+
+    /// Captures these response headers as `http.response.header.<name>` string arrays (opt-in).
+    pub fn with_response_headers<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.shared_mut().response_headers = HeaderCapture::new(HeaderSide::Response, names);
+        self
+    }
+
+    /// Replaces the known methods (default: `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` or the
+    /// semconv list).
+    pub fn with_known_methods(mut self, methods: KnownMethods) -> Self {
+        self.shared_mut().known_methods = methods;
+        self
+    }
+
+    /// Adds `server.address` and `server.port` to the metrics (opt-in: they come from request
+    /// headers, so a client can inflate the metric cardinality).
+    pub fn with_server_address_on_metrics(mut self, enabled: bool) -> Self {
+        self.shared_mut().server_address_on_metrics = enabled;
+        self
+    }
+
+    /// Records `http.server.response.body.size` (opt-in), counted from the body bytes actually
+    /// streamed to the client.
+    pub fn with_response_body_size(mut self, enabled: bool) -> Self {
+        self.shared_mut().record_response_body_size = enabled;
+        self
+    }
+}
+
+impl<S> Layer<S> for HttpServerLayer {
+    type Service = HttpServerService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpServerService::new(inner, Arc::clone(&self.shared))
+    }
+}
