@@ -63,7 +63,9 @@ impl MetricsService for Collector {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guard_flushes_to_an_otlp_grpc_collector_with_headers() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().unwrap();
     let collector = Collector::default();
     let server = tonic::transport::Server::builder()
@@ -90,7 +92,10 @@ async fn guard_flushes_to_an_otlp_grpc_collector_with_headers() {
     let inst = guard.instrumentation();
     let scope = Instrumentation::scope("grpc-test", "0");
     inst.tracer(scope.clone()).start("grpc-exported").end();
-    inst.meter(scope).u64_counter("grpc.test.count").build().add(1, &[KeyValue::new("k", "v")]);
+    inst.meter(scope)
+        .u64_counter("grpc.test.count")
+        .build()
+        .add(1, &[KeyValue::new("k", "v")]);
 
     // Shutdown blocks while the exporters talk to the collector on this runtime's workers.
     let result = tokio::task::spawn_blocking(move || guard.shutdown()).await.unwrap();
@@ -101,6 +106,10 @@ async fn guard_flushes_to_an_otlp_grpc_collector_with_headers() {
         vec![("grpc-exported".to_string(), Some("acme".to_string()))],
         "the span arrived with the configured header as gRPC metadata"
     );
-    assert!(collector.metrics.lock().unwrap().contains(&"grpc.test.count".to_string()));
+    assert!(collector
+        .metrics
+        .lock()
+        .unwrap()
+        .contains(&"grpc.test.count".to_string()));
     server.abort();
 }
