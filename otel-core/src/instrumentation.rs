@@ -51,6 +51,7 @@ pub struct Instrumentation {
     tracer_provider: Option<TracerProviderSlot>,
     meter_provider: Option<Arc<dyn MeterProvider + Send + Sync>>,
     propagator: Option<PropagatorSlot>,
+    unbound_metrics: bool,
 }
 
 #[derive(Clone)]
@@ -94,6 +95,7 @@ impl fmt::Debug for Instrumentation {
                     Some(PropagatorSlot::Dyn(_)) => "custom",
                 },
             )
+            .field("bound_instruments", &!self.unbound_metrics)
             .finish()
     }
 }
@@ -156,6 +158,27 @@ impl Instrumentation {
         };
         self.propagator = Some(slot);
         self
+    }
+
+    /// Whether adapters may record metrics through bound instruments (the default).
+    ///
+    /// Adapters keep a bounded cache of instruments bound to their most frequent attribute sets
+    /// ([`crate::instruments::BoundInstruments`]), which skips the SDK's per-call attribute
+    /// hashing. `opentelemetry_sdk`'s meter provider supports binding. A custom `MeterProvider`
+    /// whose instruments do not implement `bind` would drop bound measurements: turn binding off
+    /// for it with `with_bound_instruments(false)`.
+    pub fn with_bound_instruments(mut self, enabled: bool) -> Self {
+        self.unbound_metrics = !enabled;
+        self
+    }
+
+    /// How many attribute sets an adapter's instrument may keep bound: 0 when binding is off.
+    pub fn bound_instrument_capacity(&self) -> usize {
+        if self.unbound_metrics {
+            0
+        } else {
+            crate::instruments::DEFAULT_BOUND_CAPACITY
+        }
     }
 
     /// Returns a tracer for `scope` from the configured (or global) provider.
@@ -367,6 +390,16 @@ mod tests {
         assert_eq!(scope.name(), "otel-test");
         assert_eq!(scope.version(), Some("9.9.9"));
         assert_eq!(scope.schema_url(), Some(opentelemetry_semantic_conventions::SCHEMA_URL));
+    }
+
+    #[test]
+    fn bound_instruments_are_on_by_default_and_can_be_turned_off() {
+        let inst = Instrumentation::new();
+        assert_eq!(
+            inst.bound_instrument_capacity(),
+            crate::instruments::DEFAULT_BOUND_CAPACITY
+        );
+        assert_eq!(inst.with_bound_instruments(false).bound_instrument_capacity(), 0);
     }
 
     #[test]

@@ -25,7 +25,10 @@
 
 use std::time::Duration;
 
-use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
+use opentelemetry::metrics::{
+    BoundCounter, BoundHistogram, BoundUpDownCounter, Counter, Histogram, Meter, UpDownCounter,
+};
+use opentelemetry::KeyValue;
 
 /// Bucket advice (seconds) for HTTP, RPC and messaging durations
 /// (`http.*.request.duration`, `rpc.*.call.duration`, `messaging.*.duration`).
@@ -143,5 +146,322 @@ mod tests {
             DB_DURATION_BUCKETS,
             [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]
         );
+    }
+}
+
+/// An instrument that can be bound to a fixed attribute set (`opentelemetry`'s bound
+/// instruments), so recording skips the SDK's per-call attribute hashing and lookup.
+pub trait Bindable<T>: Clone + Send + Sync + 'static {
+    /// The bound handle.
+    type Bound: Clone + Send + Sync + 'static;
+    /// Binds `attributes`.
+    fn bind_attributes(&self, attributes: &[KeyValue]) -> Self::Bound;
+    /// Records through a bound handle.
+    fn record_bound(bound: &Self::Bound, value: T);
+    /// Records with explicit attributes (the unbound path).
+    fn record_unbound(&self, value: T, attributes: &[KeyValue]);
+}
+
+impl Bindable<f64> for Histogram<f64> {
+    type Bound = BoundHistogram<f64>;
+    fn bind_attributes(&self, attributes: &[KeyValue]) -> Self::Bound {
+        self.bind(attributes)
+    }
+    fn record_bound(bound: &Self::Bound, value: f64) {
+        bound.record(value)
+    }
+    fn record_unbound(&self, value: f64, attributes: &[KeyValue]) {
+        self.record(value, attributes)
+    }
+}
+
+impl Bindable<u64> for Histogram<u64> {
+    type Bound = BoundHistogram<u64>;
+    fn bind_attributes(&self, attributes: &[KeyValue]) -> Self::Bound {
+        self.bind(attributes)
+    }
+    fn record_bound(bound: &Self::Bound, value: u64) {
+        bound.record(value)
+    }
+    fn record_unbound(&self, value: u64, attributes: &[KeyValue]) {
+        self.record(value, attributes)
+    }
+}
+
+impl Bindable<i64> for UpDownCounter<i64> {
+    type Bound = BoundUpDownCounter<i64>;
+    fn bind_attributes(&self, attributes: &[KeyValue]) -> Self::Bound {
+        self.bind(attributes)
+    }
+    fn record_bound(bound: &Self::Bound, value: i64) {
+        bound.add(value)
+    }
+    fn record_unbound(&self, value: i64, attributes: &[KeyValue]) {
+        self.add(value, attributes)
+    }
+}
+
+impl Bindable<u64> for Counter<u64> {
+    type Bound = BoundCounter<u64>;
+    fn bind_attributes(&self, attributes: &[KeyValue]) -> Self::Bound {
+        self.bind(attributes)
+    }
+    fn record_bound(bound: &Self::Bound, value: u64) {
+        bound.add(value)
+    }
+    fn record_unbound(&self, value: u64, attributes: &[KeyValue]) {
+        self.add(value, attributes)
+    }
+}
+
+/// Default number of attribute sets a [`BoundInstruments`] keeps bound.
+pub const DEFAULT_BOUND_CAPACITY: usize = 512;
+
+/// An instrument plus a bounded cache of bound handles, keyed by a small, cheap-to-hash key that
+/// identifies a low-cardinality attribute combination (method × route × status class …).
+///
+/// Recording with a cached key costs a read lock and one hash of the key instead of the SDK's
+/// hashing, sorting and de-duplication of the attribute list. Attributes are built only when a
+/// key is seen for the first time. Past `capacity` keys (or with capacity 0), recording falls back
+/// to the ordinary unbound path, so memory stays bounded whatever the input.
+///
+/// Bound instruments need a meter provider that implements binding (`opentelemetry_sdk` does);
+/// see [`crate::Instrumentation::with_bound_instruments`] to turn this off for others.
+pub struct BoundInstruments<I, K, T>
+where
+    I: Bindable<T>,
+{
+    instrument: I,
+    capacity: usize,
+    map: std::sync::RwLock<std::collections::HashMap<K, I::Bound, FxBuildHasher>>,
+    _value: std::marker::PhantomData<fn(T)>,
+}
+
+impl<I: Bindable<T>, K, T> std::fmt::Debug for BoundInstruments<I, K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundInstruments")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I, K, T> BoundInstruments<I, K, T>
+where
+    I: Bindable<T>,
+    K: std::hash::Hash + Eq,
+{
+    /// Wraps `instrument`, keeping at most `capacity` bound attribute sets.
+    pub fn new(instrument: I, capacity: usize) -> Self {
+        Self {
+            instrument,
+            capacity,
+            map: std::sync::RwLock::new(std::collections::HashMap::default()),
+            _value: std::marker::PhantomData,
+        }
+    }
+
+    /// The wrapped instrument.
+    pub fn instrument(&self) -> &I {
+        &self.instrument
+    }
+
+    /// The bound handle for `key`, binding `attributes()` the first time (while capacity lasts).
+    /// `None` when the cache is full or disabled: record with [`BoundInstruments::record`] or the
+    /// instrument itself.
+    pub fn handle(&self, key: &K, attributes: impl FnOnce() -> Vec<KeyValue>) -> Option<I::Bound>
+    where
+        K: Clone,
+    {
+        if self.capacity == 0 {
+            return None;
+        }
+        if let Some(b) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return Some(b.clone());
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = map.get(key) {
+            return Some(b.clone());
+        }
+        if map.len() >= self.capacity {
+            return None;
+        }
+        let bound = self.instrument.bind_attributes(&attributes());
+        map.insert(key.clone(), bound.clone());
+        Some(bound)
+    }
+
+    /// Records `value` for the attribute set identified by `key`; `attributes()` is called only
+    /// when the key is not bound yet.
+    pub fn record(&self, key: &K, value: T, attributes: impl FnOnce() -> Vec<KeyValue>)
+    where
+        K: Clone,
+    {
+        if self.capacity > 0 {
+            if let Some(b) = self.map.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+                I::record_bound(b, value);
+                return;
+            }
+        }
+        let attrs = attributes();
+        if self.capacity > 0 {
+            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            if map.len() < self.capacity {
+                let bound = map
+                    .entry(key.clone())
+                    .or_insert_with(|| self.instrument.bind_attributes(&attrs));
+                I::record_bound(bound, value);
+                return;
+            }
+        }
+        self.instrument.record_unbound(value, &attrs);
+    }
+
+    /// Number of bound attribute sets.
+    pub fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether nothing is bound yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The Fx hash (rustc's): a multiply-rotate hash, much cheaper than SipHash for the short keys
+/// of [`BoundInstruments`]. Not DoS-resistant, which is fine for a capacity-bounded cache whose
+/// keys are low-cardinality telemetry dimensions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FxBuildHasher;
+
+impl std::hash::BuildHasher for FxBuildHasher {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher { hash: 0 }
+    }
+}
+
+/// See [`FxBuildHasher`].
+#[derive(Clone, Copy, Debug)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod bound_tests {
+    use super::*;
+    use crate::testing::{kv, TestTelemetry};
+    use crate::Instrumentation;
+
+    #[test]
+    fn bound_and_unbound_recordings_land_in_the_same_points() {
+        let t = TestTelemetry::new();
+        let meter = t.instrumentation().meter(Instrumentation::scope("t", "0"));
+        let h = duration_histogram(&meter, "b.duration", "B.", &DURATION_BUCKETS);
+        let cache: BoundInstruments<_, (u16, &'static str), f64> = BoundInstruments::new(h.clone(), 2);
+        let attrs = |s: u16, r: &'static str| move || vec![kv("status", i64::from(s)), kv("route", r)];
+        cache.record(&(200, "/a"), 0.1, attrs(200, "/a"));
+        cache.record(&(200, "/a"), 0.2, attrs(200, "/a"));
+        cache.record(&(500, "/a"), 0.3, attrs(500, "/a"));
+        // Capacity reached: a third key is recorded unbound, still correctly.
+        cache.record(&(404, "/b"), 0.4, attrs(404, "/b"));
+        assert_eq!(cache.len(), 2);
+        // An unbound recording with the same attributes as a bound key joins its point.
+        h.record(0.5, &[kv("route", "/a"), kv("status", 200i64)]);
+        let m = t.metrics();
+        assert_eq!(
+            m.assert_histogram_point("b.duration", &[kv("status", 200i64), kv("route", "/a")])
+                .count,
+            3
+        );
+        assert_eq!(
+            m.assert_histogram_point("b.duration", &[kv("status", 500i64), kv("route", "/a")])
+                .count,
+            1
+        );
+        assert_eq!(
+            m.assert_histogram_point("b.duration", &[kv("status", 404i64), kv("route", "/b")])
+                .count,
+            1
+        );
+    }
+
+    #[test]
+    fn handles_pair_increments_and_decrements_and_capacity_zero_disables_binding() {
+        let t = TestTelemetry::new();
+        let meter = t.instrumentation().meter(Instrumentation::scope("t", "0"));
+        let active = up_down_counter(&meter, "b.active", "{request}", "B.");
+        let cache: BoundInstruments<_, &'static str, i64> = BoundInstruments::new(active.clone(), 8);
+        let h = cache
+            .handle(&"GET", || vec![kv("method", "GET")])
+            .expect("capacity left");
+        <UpDownCounter<i64> as Bindable<i64>>::record_bound(&h, 1);
+        <UpDownCounter<i64> as Bindable<i64>>::record_bound(&h, 1);
+        <UpDownCounter<i64> as Bindable<i64>>::record_bound(&h, -1);
+        assert_eq!(t.metrics().sum_i64("b.active", &[kv("method", "GET")]), Some(1));
+        let off: BoundInstruments<_, &'static str, i64> = BoundInstruments::new(active, 0);
+        assert!(off.handle(&"GET", || vec![kv("method", "GET")]).is_none());
+        off.record(&"POST", 1, || vec![kv("method", "POST")]);
+        assert!(off.is_empty());
+        assert_eq!(t.metrics().sum_i64("b.active", &[kv("method", "POST")]), Some(1));
+    }
+
+    #[test]
+    fn fx_hash_distinguishes_keys() {
+        use std::hash::BuildHasher;
+        let b = FxBuildHasher;
+        assert_ne!(b.hash_one("GET /a"), b.hash_one("GET /b"));
+        assert_ne!(b.hash_one((200u16, "x")), b.hash_one((201u16, "x")));
+        assert_eq!(b.hash_one("same"), b.hash_one("same"));
     }
 }

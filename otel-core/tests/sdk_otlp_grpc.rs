@@ -16,9 +16,12 @@ use otel_core::Instrumentation;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
+/// Span names with the `x-tenant` metadata value they arrived with.
+type ReceivedSpans = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 #[derive(Clone, Default)]
 struct Collector {
-    spans: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    spans: ReceivedSpans,
     metrics: Arc<Mutex<Vec<String>>>,
 }
 
