@@ -304,7 +304,11 @@ pub fn forwarded_client(headers: &HeaderMap) -> Option<&str> {
 
 /// A header value as text (invalid UTF-8 replaced); `None` when empty.
 pub fn header_text(value: &http::HeaderValue) -> Option<StringValue> {
-    let bytes = value.as_bytes();
+    header_bytes_text(value.as_bytes())
+}
+
+/// [`header_text`] for the raw bytes of a header value (frameworks with their own header types).
+pub fn header_bytes_text(bytes: &[u8]) -> Option<StringValue> {
     if bytes.is_empty() {
         return None;
     }
@@ -415,8 +419,21 @@ impl HeaderCapture {
 
     /// Appends one attribute per configured header present in `headers`, with all its values.
     pub fn collect(&self, headers: &HeaderMap, out: &mut Vec<KeyValue>) {
+        self.collect_with(
+            |name| headers.get_all(name).iter().map(http::HeaderValue::as_bytes),
+            out,
+        );
+    }
+
+    /// [`HeaderCapture::collect`] for a framework with its own header map: `get_all` returns the
+    /// raw values of the header named by its argument.
+    pub fn collect_with<'h, F, I>(&self, mut get_all: F, out: &mut Vec<KeyValue>)
+    where
+        F: FnMut(&HeaderName) -> I,
+        I: Iterator<Item = &'h [u8]>,
+    {
         for (name, key) in &self.names {
-            let values: Vec<StringValue> = headers.get_all(name).iter().filter_map(header_text).collect();
+            let values: Vec<StringValue> = get_all(name).filter_map(header_bytes_text).collect();
             if !values.is_empty() {
                 out.push(KeyValue::new(key.clone(), Value::Array(Array::String(values))));
             }

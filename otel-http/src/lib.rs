@@ -1,7 +1,7 @@
 //! # otel-http
 //!
 //! OpenTelemetry instrumentation for HTTP servers and clients built on tower (axum, hyper,
-//! hyper-util), following semantic conventions 1.42 (`opentelemetry` 0.33) on top of
+//! hyper-util), actix-web and reqwest, following semantic conventions 1.42 (`opentelemetry` 0.33) on top of
 //! [`otel_core`].
 //!
 //! | Item | What it does |
@@ -9,6 +9,8 @@
 //! | [`HttpServerLayer`] | `SERVER` spans named `{method} {http.route}`, W3C context extraction, `http.server.request.duration` / `http.server.active_requests` (and opt-in `http.server.response.body.size`), timed to the end of the response body |
 //! | [`HttpClientLayer`] | `CLIENT` spans named `{method}` (or `{method} {url.template}`), context injection, redacted `url.full`, `http.client.request.duration` |
 //! | [`HttpRoute`], [`RouteHandle`] | route sources for frameworks without axum's `MatchedPath`, and late route updates ([`route`] docs) |
+//! | `HttpServerMiddleware` ([`actix`], feature `actix-web`) | the server layer's spans, metrics and lifetimes for actix-web 4: `App::new().wrap(HttpServerMiddleware::new())` |
+//! | `HttpClientMiddleware` ([`reqwest`](mod@reqwest), feature `reqwest`) | the client layer's spans, propagation and metrics as a `reqwest-middleware` middleware |
 //! | [`Filter`] | which requests are instrumented at all |
 //! | [`attributes`] | the request → attribute rules (method normalisation, redaction, forwarding headers), shared by all adapters |
 //!
@@ -18,6 +20,8 @@
 //! | --- | --- | --- |
 //! | `axum` | no | `http.route` from axum's `MatchedPath`; peer address from `ConnectInfo<SocketAddr>` |
 //! | `hyper-util` | no | precise `error.type` values for hyper / hyper-util client errors (`connect`, `connection_closed`, ...) |
+//! | `actix-web` | no | [`actix::HttpServerMiddleware`] for actix-web 4: route from `match_pattern()`, peer address from the connection |
+//! | `reqwest` | no | [`reqwest::HttpClientMiddleware`] for reqwest 0.13 via reqwest-middleware 0.5; reqwest error kinds as `error.type` |
 //!
 //! ## Server (axum)
 //!
@@ -89,6 +93,67 @@
 //! # }
 //! ```
 //!
+//! ## Client (hyper-util)
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use otel_http::HttpClientLayer;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let client = ServiceBuilder::new().layer(HttpClientLayer::new()).service(client);
+//! let request = http::Request::get("http://127.0.0.1:8080/users/1").body(Full::new(Bytes::new()))?;
+//! let response = client.oneshot(request).await?;
+//! println!("{}", response.status());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Server (actix-web, feature `actix-web`)
+//!
+//! ```no_run
+//! # #[cfg(feature = "actix-web")]
+//! # async fn run() -> std::io::Result<()> {
+//! use actix_web::{web, App, HttpServer};
+//! use otel_http::actix::HttpServerMiddleware;
+//!
+//! HttpServer::new(|| {
+//!     App::new()
+//!         // Same options as `HttpServerLayer`: filter, span names, header capture, ...
+//!         .wrap(HttpServerMiddleware::new().with_request_headers(["x-request-id"]))
+//!         .route("/users/{id}", web::get().to(|| async { "user" }))
+//! })
+//! .bind(("127.0.0.1", 8080))?
+//! .run()
+//! .await
+//! # }
+//! ```
+//!
+//! ## Client (reqwest, feature `reqwest`)
+//!
+//! ```no_run
+//! # #[cfg(feature = "reqwest")]
+//! # async fn run() -> Result<(), reqwest_middleware::Error> {
+//! use otel_http::reqwest::HttpClientMiddleware;
+//! use otel_http::UrlTemplate;
+//!
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(HttpClientMiddleware::new())
+//!     .build();
+//! let response = client
+//!     .get("http://127.0.0.1:8080/users/7")
+//!     .with_extension(UrlTemplate::new("/users/{id}"))
+//!     .send()
+//!     .await?;
+//! println!("{}", response.status());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Context inside handlers
 //!
 //! The server span's OTel [`Context`](opentelemetry::Context) is current while the inner
@@ -99,14 +164,25 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+#[cfg(feature = "actix-web")]
+#[cfg_attr(docsrs, doc(cfg(feature = "actix-web")))]
+pub mod actix;
 pub mod attributes;
 pub mod client;
 mod error;
 mod filter;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub mod reqwest;
 pub mod route;
 pub mod server;
 
+#[cfg(feature = "actix-web")]
+pub use actix::HttpServerMiddleware;
+
 pub use client::{HttpClientLayer, RequestAttempts, ResendCount, UrlTemplate};
 pub use filter::Filter;
+#[cfg(feature = "reqwest")]
+pub use reqwest::HttpClientMiddleware;
 pub use route::{HttpRoute, RouteHandle};
 pub use server::HttpServerLayer;

@@ -5,16 +5,19 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
-use http::Response;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
-use opentelemetry::{Context, KeyValue};
-use opentelemetry_semantic_conventions::attribute::{ERROR_TYPE, HTTP_RESPONSE_STATUS_CODE, NETWORK_PROTOCOL_VERSION};
+use http::{HeaderMap, Method, Response, Uri};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, KeyValue, StringValue, Value};
+use opentelemetry_semantic_conventions::attribute::{
+    ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_REQUEST_METHOD_ORIGINAL, HTTP_REQUEST_RESEND_COUNT,
+    HTTP_RESPONSE_STATUS_CODE, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, URL_FULL, URL_TEMPLATE,
+};
 use otel_core::instruments::seconds;
 use otel_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
 use pin_project_lite::pin_project;
 
 use super::Shared;
-use crate::attributes::protocol_version;
+use crate::attributes::{client_server_address, protocol_version, redacted_url_full};
 use crate::error::{as_dyn_error, error_type_of_dyn};
 
 pub(crate) struct ClientState {
@@ -25,7 +28,83 @@ pub(crate) struct ClientState {
 }
 
 impl ClientState {
-    fn finish(
+    /// Starts the `CLIENT` span under the current context with the sampling-relevant attributes
+    /// and injects its context into `headers`.
+    pub(crate) fn start(
+        shared: &Arc<Shared>,
+        method: &Method,
+        uri: &Uri,
+        headers: &mut HeaderMap,
+        template: Option<StringValue>,
+        resend: u32,
+    ) -> Self {
+        let start = Instant::now();
+        let method_name = shared.known_methods.normalize(method);
+
+        let server = client_server_address(uri, headers);
+        let mut attrs = Vec::with_capacity(7);
+        attrs.push(KeyValue::new(
+            HTTP_REQUEST_METHOD,
+            Value::String(method_name.value.clone()),
+        ));
+        if method_name.is_other {
+            attrs.push(KeyValue::new(HTTP_REQUEST_METHOD_ORIGINAL, method.as_str().to_owned()));
+        }
+        let mut metric_attrs = Vec::with_capacity(7);
+        metric_attrs.push(KeyValue::new(
+            HTTP_REQUEST_METHOD,
+            Value::String(method_name.value.clone()),
+        ));
+        if let Some((host, port)) = server {
+            let host = KeyValue::new(SERVER_ADDRESS, host.to_owned());
+            attrs.push(host.clone());
+            metric_attrs.push(host);
+            if let Some(port) = port {
+                let port = KeyValue::new(SERVER_PORT, i64::from(port));
+                attrs.push(port.clone());
+                metric_attrs.push(port);
+            }
+        }
+        if let Some(url) = redacted_url_full(uri, headers) {
+            attrs.push(KeyValue::new(URL_FULL, url));
+        }
+        if let Some(t) = &template {
+            attrs.push(KeyValue::new(URL_TEMPLATE, Value::String(t.clone())));
+        }
+        if resend > 0 {
+            attrs.push(KeyValue::new(HTTP_REQUEST_RESEND_COUNT, i64::from(resend)));
+        }
+        let name = match &template {
+            Some(t) => format!("{} {}", method_name.span_name(), t.as_str()),
+            None => method_name.span_name().to_owned(),
+        };
+        let parent = Context::current();
+        let span = shared.tracer.build_with_context(
+            SpanBuilder::from_name(name)
+                .with_kind(SpanKind::Client)
+                .with_attributes(attrs),
+            &parent,
+        );
+        let cx = parent.with_span(span);
+        shared.instrumentation.inject_http(&cx, headers);
+
+        Self {
+            shared: Arc::clone(shared),
+            cx,
+            start,
+            metric_attrs,
+        }
+    }
+
+    /// Ends the span of a request whose future was dropped before the response arrived: not
+    /// a failure (semconv §2.2) and not a completed request, so no duration is recorded.
+    pub(crate) fn cancel(self) {
+        self.cx.span().end();
+    }
+
+    /// Ends the span and records the duration: the response status and protocol version, or the
+    /// transport error's `error.type` and message.
+    pub(crate) fn finish(
         mut self,
         status: Option<u16>,
         version: Option<&'static str>,
@@ -82,9 +161,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(state) = this.state.take() {
-                // Cancelled by the caller: not a failure (semconv §2.2), and not a completed
-                // request either, so no duration is recorded.
-                state.cx.span().end();
+                state.cancel();
             }
         }
     }

@@ -28,7 +28,7 @@
 //! with its extensions; the second attempt through this layer gets `resend_count = 1`, and so
 //! on).
 
-mod future;
+pub(crate) mod future;
 mod service;
 
 use std::fmt;
@@ -120,7 +120,7 @@ pub(crate) struct Shared {
 /// ```
 #[derive(Clone)]
 pub struct HttpClientLayer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for HttpClientLayer {

@@ -6,8 +6,8 @@ use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use super::service::RequestState;
-use super::{ERROR_TYPE_BODY_ERROR, ERROR_TYPE_BODY_INCOMPLETE};
+use super::state::RequestState;
+use super::ERROR_TYPE_BODY_ERROR;
 
 pin_project! {
     /// The response body of [`HttpServerService`](super::HttpServerService): the inner body,
@@ -21,10 +21,8 @@ pin_project! {
     impl<B> PinnedDrop for ResponseBody<B> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(mut state) = this.state.take() {
-                if state.error_type.is_none() && state.body_incomplete() {
-                    state.error_type = Some(Cow::Borrowed(ERROR_TYPE_BODY_INCOMPLETE));
-                }
+            if let Some(state) = this.state.take() {
+                state.body_dropped();
             }
         }
     }

@@ -1,6 +1,4 @@
-use std::borrow::Cow;
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -8,8 +6,7 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
-use super::service::RequestState;
-use super::{ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
+use super::state::{poll_in_context, RequestState};
 
 pin_project! {
     /// The response future of [`HttpServerService`](super::HttpServerService).
@@ -27,8 +24,8 @@ pin_project! {
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let Some(mut state) = this.state.take() {
-                state.error_type = Some(Cow::Borrowed(ERROR_TYPE_CANCELLED));
+            if let Some(state) = this.state.take() {
+                state.cancel();
             }
         }
     }
@@ -58,37 +55,27 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let Some(state) = this.state.as_ref() else {
+        if this.state.is_none() {
             // Not instrumented (filtered out), or already completed.
             return this
                 .inner
                 .poll(cx)
                 .map(|r| r.map(|resp| resp.map(ResponseBody::passthrough)));
-        };
-        let polled = {
-            let _guard = state.cx.clone().attach();
-            panic::catch_unwind(AssertUnwindSafe(|| this.inner.as_mut().poll(cx)))
-        };
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(response))) => match this.state.take() {
+        }
+        match poll_in_context(this.state, this.inner.as_mut(), cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(response)) => match this.state.take() {
                 Some(mut state) => {
                     state.on_response(&response);
                     Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, state))))
                 }
                 None => Poll::Ready(Ok(response.map(ResponseBody::passthrough))),
             },
-            Ok(Poll::Ready(Err(err))) => {
+            Poll::Ready(Err(err)) => {
                 if let Some(mut state) = this.state.take() {
                     state.on_service_error(&err);
                 }
                 Poll::Ready(Err(err))
-            }
-            Err(payload) => {
-                if let Some(mut state) = this.state.take() {
-                    state.error_type = Some(Cow::Borrowed(ERROR_TYPE_PANIC));
-                }
-                panic::resume_unwind(payload)
             }
         }
     }

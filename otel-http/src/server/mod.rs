@@ -28,10 +28,14 @@
 //!
 //! A 4xx response is not an error on the server: the status stays Unset and no `error.type` is
 //! set.
+//!
+//! The actix-web middleware (`otel_http::actix`, feature `actix-web`) shares this request state
+//! (`state.rs`) and so these rules and values.
 
 mod body;
 mod future;
 mod service;
+pub(crate) mod state;
 
 use std::fmt;
 use std::sync::Arc;
@@ -109,7 +113,7 @@ pub(crate) struct Shared {
 /// constructed ([`HttpServerLayer::new`] or [`HttpServerLayer::with_instrumentation`]).
 #[derive(Clone)]
 pub struct HttpServerLayer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for HttpServerLayer {

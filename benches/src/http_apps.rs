@@ -1,0 +1,212 @@
+//! The axum application the HTTP server benchmarks run, bare and behind each instrumentation,
+//! all on one SDK setup (batch span processor and periodic metric reader, both with exporters
+//! that discard, so export cost is the same for everyone and never dominated by I/O).
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::routing::get;
+use axum::Router;
+use http::Request;
+use http_body_util::BodyExt;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::ResourceMetrics;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use otel_core::propagation::W3cPropagator;
+use otel_core::Instrumentation;
+use tower::ServiceExt;
+use tracing_subscriber::Layer as _;
+
+/// Drops every span (the cost of export is equal for all variants and not what is measured).
+#[derive(Debug, Default)]
+pub struct DiscardSpans;
+
+impl SpanExporter for DiscardSpans {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        drop(std::hint::black_box(batch));
+        Ok(())
+    }
+}
+
+/// Drops every metric export.
+#[derive(Debug, Default)]
+pub struct DiscardMetrics;
+
+impl PushMetricExporter for DiscardMetrics {
+    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        std::hint::black_box(metrics);
+        Ok(())
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn temporality(&self) -> Temporality {
+        Temporality::Cumulative
+    }
+}
+
+/// The SDK every variant uses.
+#[derive(Clone, Debug)]
+pub struct Sdk {
+    /// Tracer provider (always-on or always-off sampling).
+    pub tracer_provider: SdkTracerProvider,
+    /// Meter provider.
+    pub meter_provider: SdkMeterProvider,
+}
+
+impl Sdk {
+    /// Providers with spans sampled (`sampled = true`) or dropped by the sampler.
+    pub fn new(sampled: bool) -> Self {
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_sampler(if sampled { Sampler::AlwaysOn } else { Sampler::AlwaysOff })
+            .with_batch_exporter(DiscardSpans)
+            .build();
+        let meter_provider = SdkMeterProvider::builder()
+            .with_reader(
+                PeriodicReader::builder(DiscardMetrics)
+                    .with_interval(Duration::from_secs(3600))
+                    .build(),
+            )
+            .build();
+        Self {
+            tracer_provider,
+            meter_provider,
+        }
+    }
+
+    /// Installs these providers and the SDK's W3C propagator as the OpenTelemetry globals (the
+    /// other crates read the globals).
+    pub fn install_globals(&self) {
+        opentelemetry::global::set_tracer_provider(self.tracer_provider.clone());
+        opentelemetry::global::set_meter_provider(self.meter_provider.clone());
+        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+    }
+
+    /// The `Instrumentation` for otel-http with explicit providers.
+    pub fn instrumentation(&self) -> Instrumentation {
+        Instrumentation::new()
+            .with_tracer_provider(self.tracer_provider.clone())
+            .with_meter_provider(self.meter_provider.clone())
+            .with_propagator(W3cPropagator::default())
+    }
+
+    /// A `tracing` subscriber exporting `tracing` spans through this SDK, for
+    /// axum-tracing-opentelemetry.
+    pub fn tracing_subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing_subscriber::registry().with(
+            tracing_opentelemetry::layer()
+                .with_tracer(self.tracer_provider.tracer("bench"))
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+        )
+    }
+}
+
+/// Which instrumentation wraps the application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// No instrumentation.
+    Bare,
+    /// `otel_http::HttpServerLayer` with explicit providers.
+    OtelHttp,
+    /// `otel_http::HttpServerLayer` reading the globals.
+    OtelHttpGlobals,
+    /// `opentelemetry-instrumentation-tower` 0.19 (spans and metrics).
+    InstrumentationTower,
+    /// `opentelemetry-instrumentation-tower` 0.19 with tracing off (metrics and propagation).
+    InstrumentationTowerMetricsOnly,
+    /// `axum-tracing-opentelemetry` 0.42 (spans through `tracing-opentelemetry`; no metrics).
+    AxumTracingOpentelemetry,
+}
+
+impl Variant {
+    /// Label used in benchmark ids.
+    pub fn label(self) -> &'static str {
+        match self {
+            Variant::Bare => "bare axum",
+            Variant::OtelHttp => "otel-http",
+            Variant::OtelHttpGlobals => "otel-http (globals)",
+            Variant::InstrumentationTower => "opentelemetry-instrumentation-tower",
+            Variant::InstrumentationTowerMetricsOnly => "opentelemetry-instrumentation-tower (metrics only)",
+            Variant::AxumTracingOpentelemetry => "axum-tracing-opentelemetry",
+        }
+    }
+}
+
+async fn user(Path(id): Path<u64>) -> String {
+    format!("user {id}")
+}
+
+fn app() -> Router {
+    Router::new().route("/users/{id}", get(user))
+}
+
+/// The application wrapped by `variant`.
+pub fn router(variant: Variant, sdk: &Sdk) -> Router {
+    match variant {
+        Variant::Bare => app(),
+        Variant::OtelHttp => app().layer(otel_http::HttpServerLayer::with_instrumentation(sdk.instrumentation())),
+        Variant::OtelHttpGlobals => app().layer(otel_http::HttpServerLayer::new()),
+        Variant::InstrumentationTower | Variant::InstrumentationTowerMetricsOnly => {
+            let layer = opentelemetry_instrumentation_tower::http::server::LayerBuilder::builder()
+                .with_tracing(variant == Variant::InstrumentationTower)
+                .build();
+            match layer {
+                Ok(layer) => app().layer(layer),
+                Err(e) => panic!("opentelemetry-instrumentation-tower layer: {e}"),
+            }
+        }
+        Variant::AxumTracingOpentelemetry => app()
+            .layer(axum_tracing_opentelemetry::middleware::OtelInResponseLayer)
+            .layer(axum_tracing_opentelemetry::middleware::OtelAxumLayer::default()),
+    }
+}
+
+/// One request as a browser-facing API sees it: a route with a parameter, the usual headers and
+/// an incoming `traceparent` (sampled flag as given).
+pub fn request(sampled_parent: bool) -> Request<Body> {
+    let traceparent = if sampled_parent {
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    } else {
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    };
+    Request::builder()
+        .uri("/users/42")
+        .header("host", "api.example.com")
+        .header("user-agent", "bench/1.0")
+        .header("accept", "*/*")
+        .header("traceparent", traceparent)
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+/// Sends one request through `router` and reads the whole response body (instrumentation that
+/// ends spans with the body must see it end). Returns the body length.
+pub async fn call(router: &Router, sampled_parent: bool) -> usize {
+    let response = match router.clone().oneshot(request(sampled_parent)).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    match response.into_body().collect().await {
+        Ok(collected) => collected.to_bytes().len(),
+        Err(_) => 0,
+    }
+}
+
+/// A single-threaded runtime, so every allocation of a request happens on the measuring thread.
+pub fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("tokio runtime: {e}"),
+    }
+}
