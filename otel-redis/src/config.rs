@@ -1,0 +1,255 @@
+//! [`RedisInstrumentation`]: tracer, instruments and options, built once and shared by every
+//! instrumented connection.
+
+use std::fmt;
+use std::sync::Arc;
+
+use opentelemetry::metrics::{Histogram, Meter};
+use opentelemetry::KeyValue;
+use opentelemetry_semantic_conventions::attribute::{
+    DB_NAMESPACE, DB_SYSTEM_NAME, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, SERVER_ADDRESS, SERVER_PORT,
+};
+use opentelemetry_semantic_conventions::metric::DB_CLIENT_OPERATION_DURATION;
+use otel_core::instruments::{duration_histogram, DB_DURATION_BUCKETS};
+use otel_core::Instrumentation;
+use redis::{ConnectionAddr, ConnectionInfo};
+
+use crate::connection::InstrumentedConnection;
+
+/// The default Redis port; `server.port` is omitted when it is this.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// What `db.query.text` contains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueryText {
+    /// The command in `redis-cli` syntax with values replaced by `?` (see [`crate::mask_command`]).
+    /// The default.
+    #[default]
+    Masked,
+    /// The command with every argument as sent, values and secrets included. Opt-in; use only
+    /// where the data is not sensitive.
+    Raw,
+    /// No `db.query.text`.
+    Off,
+}
+
+/// Decides per operation whether it is instrumented; receives the `db.operation.name`
+/// (`"PING"`, `"CLIENT SETNAME"`, `"PIPELINE GET"`, `"MULTI"`).
+pub type CommandFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Tracer, `db.client.operation.duration` histogram and options for instrumented Redis
+/// connections. Build it once and share it (cloning is a reference count).
+///
+/// ```
+/// use otel_redis::{QueryText, RedisInstrumentation};
+///
+/// let redis = RedisInstrumentation::builder(otel_core::Instrumentation::new())
+///     .query_text(QueryText::Masked)
+///     .filter(|operation| operation != "PING")
+///     .build();
+/// # let _ = redis;
+/// ```
+#[derive(Clone)]
+pub struct RedisInstrumentation {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) tracer: otel_core::Tracer,
+    // Pool instruments are created from it (feature `deadpool`).
+    #[cfg_attr(not(feature = "deadpool"), allow(dead_code))]
+    pub(crate) meter: Meter,
+    pub(crate) duration: Histogram<f64>,
+    pub(crate) query_text: QueryText,
+    pub(crate) filter: Option<CommandFilter>,
+}
+
+impl fmt::Debug for RedisInstrumentation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisInstrumentation")
+            .field("query_text", &self.shared.query_text)
+            .field("filter", &self.shared.filter.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder of [`RedisInstrumentation`].
+#[must_use]
+pub struct RedisInstrumentationBuilder {
+    instrumentation: Instrumentation,
+    query_text: QueryText,
+    filter: Option<CommandFilter>,
+}
+
+impl fmt::Debug for RedisInstrumentationBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisInstrumentationBuilder")
+            .field("instrumentation", &self.instrumentation)
+            .field("query_text", &self.query_text)
+            .field("filter", &self.filter.is_some())
+            .finish()
+    }
+}
+
+impl RedisInstrumentationBuilder {
+    /// Sets what `db.query.text` contains (default [`QueryText::Masked`]).
+    pub fn query_text(mut self, mode: QueryText) -> Self {
+        self.query_text = mode;
+        self
+    }
+
+    /// Instruments only operations for which `filter` returns `true`; the others run without a
+    /// span or metric. It receives the `db.operation.name` (`"PING"`, `"PIPELINE GET"`).
+    pub fn filter(mut self, filter: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// Creates the tracer and instruments.
+    pub fn build(self) -> RedisInstrumentation {
+        let scope = Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+        let tracer = self.instrumentation.tracer(scope.clone());
+        let meter = self.instrumentation.meter(scope);
+        let duration = duration_histogram(
+            &meter,
+            DB_CLIENT_OPERATION_DURATION,
+            "Duration of database client operations.",
+            &DB_DURATION_BUCKETS,
+        );
+        RedisInstrumentation {
+            shared: Arc::new(Shared {
+                tracer,
+                meter,
+                duration,
+                query_text: self.query_text,
+                filter: self.filter,
+            }),
+        }
+    }
+}
+
+impl RedisInstrumentation {
+    /// Default options (masked query text, no filter) with the providers of `instrumentation`.
+    pub fn new(instrumentation: Instrumentation) -> Self {
+        Self::builder(instrumentation).build()
+    }
+
+    /// A builder with the providers of `instrumentation`.
+    pub fn builder(instrumentation: Instrumentation) -> RedisInstrumentationBuilder {
+        RedisInstrumentationBuilder {
+            instrumentation,
+            query_text: QueryText::default(),
+            filter: None,
+        }
+    }
+
+    /// Wraps `inner` (a `MultiplexedConnection`, `ConnectionManager`, deadpool-redis `Connection`,
+    /// or any other [`redis::aio::ConnectionLike`]). `info` is the connection info the connection
+    /// was opened with (`client.get_connection_info()`); it gives `server.address`,
+    /// `server.port`, `network.peer.*` and `db.namespace` (see [`Target`]).
+    pub fn connection<C>(&self, inner: C, info: &ConnectionInfo) -> InstrumentedConnection<C> {
+        InstrumentedConnection::new(inner, self.clone(), Arc::new(Target::from_connection_info(info)))
+    }
+
+    #[cfg_attr(not(feature = "deadpool"), allow(dead_code))]
+    pub(crate) fn meter(&self) -> &Meter {
+        &self.shared.meter
+    }
+}
+
+/// Where a connection points, as span and metric attributes.
+///
+/// * `server.address`: the host of the connection info (or the Unix socket path); `server.port`
+///   only when it is not 6379.
+/// * `network.peer.address` / `network.peer.port`: only when the host is an IP address literal;
+///   for a host name the resolved peer is not visible through `ConnectionLike`.
+/// * `db.namespace`: the database index **given at connect time** (`redis://host/3` gives
+///   `"3"`), as a string. A later `SELECT` on the connection is not tracked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub(crate) attributes: Vec<KeyValue>,
+    pub(crate) address: String,
+    pub(crate) port: Option<u16>,
+    pub(crate) namespace: String,
+}
+
+/// A reference-counted string value: the per-operation attribute copies then cost no allocation.
+fn shared_str(s: &str) -> opentelemetry::Value {
+    opentelemetry::Value::from(Arc::<str>::from(s))
+}
+
+impl Target {
+    /// The target of connections opened with `info`.
+    pub fn from_connection_info(info: &ConnectionInfo) -> Self {
+        let namespace = info.redis_settings().db().to_string();
+        let (address, port) = match info.addr() {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), Some(*port)),
+            ConnectionAddr::Unix(path) => (path.to_string_lossy().into_owned(), None),
+            // `ConnectionAddr` is non-exhaustive.
+            #[allow(unreachable_patterns)]
+            _ => (String::new(), None),
+        };
+        let mut attributes = vec![
+            KeyValue::new(DB_SYSTEM_NAME, "redis"),
+            KeyValue::new(DB_NAMESPACE, shared_str(&namespace)),
+        ];
+        if !address.is_empty() {
+            attributes.push(KeyValue::new(SERVER_ADDRESS, shared_str(&address)));
+            if let Some(p) = port.filter(|p| *p != DEFAULT_PORT) {
+                attributes.push(KeyValue::new(SERVER_PORT, i64::from(p)));
+            }
+            if let (Ok(ip), Some(p)) = (address.parse::<std::net::IpAddr>(), port) {
+                attributes.push(KeyValue::new(NETWORK_PEER_ADDRESS, shared_str(&ip.to_string())));
+                attributes.push(KeyValue::new(NETWORK_PEER_PORT, i64::from(p)));
+            }
+        }
+        Self {
+            attributes,
+            address,
+            port,
+            namespace,
+        }
+    }
+
+    /// The default pool name: `server.address:server.port/db.namespace` (`127.0.0.1:6379/0`),
+    /// or `path/db.namespace` for a Unix socket.
+    pub fn pool_name(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{}/{}", self.address, p, self.namespace),
+            None => format!("{}/{}", self.address, self.namespace),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::IntoConnectionInfo;
+
+    #[test]
+    fn target_attributes() {
+        let t = Target::from_connection_info(&"redis://127.0.0.1:6379/3".into_connection_info().unwrap());
+        assert_eq!(
+            t.attributes,
+            vec![
+                KeyValue::new("db.system.name", "redis"),
+                KeyValue::new("db.namespace", "3"),
+                KeyValue::new("server.address", "127.0.0.1"),
+                KeyValue::new("network.peer.address", "127.0.0.1"),
+                KeyValue::new("network.peer.port", 6379i64),
+            ]
+        );
+        assert_eq!(t.pool_name(), "127.0.0.1:6379/3");
+        let t = Target::from_connection_info(&"redis://cache.internal:6380".into_connection_info().unwrap());
+        assert_eq!(
+            t.attributes,
+            vec![
+                KeyValue::new("db.system.name", "redis"),
+                KeyValue::new("db.namespace", "0"),
+                KeyValue::new("server.address", "cache.internal"),
+                KeyValue::new("server.port", 6380i64),
+            ]
+        );
+        assert_eq!(t.pool_name(), "cache.internal:6380/0");
+    }
+}

@@ -1,0 +1,332 @@
+//! [`InstrumentedConnection`]: a `ConnectionLike` wrapper that records one CLIENT span and one
+//! `db.client.operation.duration` point per command, pipeline or transaction.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_semantic_conventions::attribute::{
+    DB_OPERATION_BATCH_SIZE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_RESPONSE_STATUS_CODE, DB_STORED_PROCEDURE_NAME,
+};
+use otel_core::instruments::seconds;
+use otel_core::status::record_failure;
+use redis::aio::ConnectionLike;
+use redis::{Arg, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+use crate::config::{QueryText, RedisInstrumentation, Shared, Target};
+use crate::error::{classify_error, first_server_error, Failure};
+use crate::sanitize::{self, ArgRef};
+
+/// A Redis connection that records a span and a duration point per operation.
+///
+/// It implements [`redis::aio::ConnectionLike`] itself, so `redis::cmd(..).query_async(&mut conn)`,
+/// the [`redis::AsyncCommands`] methods and pipelines work unchanged. Made by
+/// [`RedisInstrumentation::connection`] (or handed out by `InstrumentedPool::get` with the
+/// `deadpool` feature).
+///
+/// | Operation | Span name | `db.operation.name` | `db.operation.batch.size` |
+/// | --- | --- | --- | --- |
+/// | one command | the command as given: `GET`, `CLIENT SETNAME` | same | none |
+/// | pipeline | `PIPELINE` | `PIPELINE <cmd>` when every command is `<cmd>`, else `PIPELINE` | command count, when ≥ 2 |
+/// | transaction (`pipe().atomic()`) | `MULTI` | `MULTI <cmd>` when every command is `<cmd>`, else `MULTI` | command count, when ≥ 2 |
+///
+/// Every span is `CLIENT` with `db.system.name = "redis"`, the [`Target`] attributes and, when the
+/// span is recording, `db.query.text` (per [`QueryText`]) and `db.stored_procedure.name` (the sha
+/// of `EVALSHA`, the function of `FCALL`). A failed operation gets status `Error` and
+/// `error.type`, plus `db.response.status_code` for an error returned by the server:
+///
+/// | Failure | `error.type` | `db.response.status_code` |
+/// | --- | --- | --- |
+/// | server error reply (also inside a pipeline or `EXEC` reply) | the error prefix: `WRONGTYPE`, `NOSCRIPT`, `ERR`, `WRONGPASS`, ... (unknown prefixes that are not upper-case tokens: `_OTHER`) | same |
+/// | I/O error | the I/O kind: `connection_reset`, `broken_pipe`, `unexpected_eof`, `timeout`, ... or `io` | none |
+/// | other client-side error | `parse`, `authentication_failed`, `unexpected_return_type`, `invalid_client_config`, `client`, `extension`, `_OTHER` | none |
+///
+/// The attributes a sampler sees at span start are `db.system.name`, `db.namespace`,
+/// `db.operation.name`, `server.*`, `network.peer.*` and `db.operation.batch.size`;
+/// `db.query.text` and `db.stored_procedure.name` are rendered only for recording spans, so an
+/// unsampled command pays no masking cost.
+///
+/// The status description is never the server's message (it can echo arguments). Errors and
+/// replies are passed through unchanged. A future dropped before it completes ends its span with
+/// status Unset and records no duration (the caller cancelled; nothing failed).
+pub struct InstrumentedConnection<C> {
+    inner: C,
+    redis: RedisInstrumentation,
+    target: Arc<Target>,
+}
+
+impl<C> fmt::Debug for InstrumentedConnection<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InstrumentedConnection")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clone> Clone for InstrumentedConnection<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            redis: self.redis.clone(),
+            target: self.target.clone(),
+        }
+    }
+}
+
+impl<C> InstrumentedConnection<C> {
+    pub(crate) fn new(inner: C, redis: RedisInstrumentation, target: Arc<Target>) -> Self {
+        Self { inner, redis, target }
+    }
+
+    /// The wrapped connection.
+    pub fn get_ref(&self) -> &C {
+        &self.inner
+    }
+
+    /// The wrapped connection, mutably (operations through it are not instrumented).
+    pub fn get_mut(&mut self) -> &mut C {
+        &mut self.inner
+    }
+
+    /// Unwraps the connection.
+    pub fn into_inner(self) -> C {
+        self.inner
+    }
+
+    /// The attributes describing where this connection points.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+}
+
+fn arg_ref(a: Arg<&[u8]>) -> ArgRef<'_> {
+    match a {
+        Arg::Simple(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// The operation name of one command, looking only at its first two arguments.
+fn parse_head(cmd: &Cmd) -> sanitize::Parsed {
+    let mut head: [ArgRef<'_>; 2] = [None, None];
+    let mut n = 0;
+    for (slot, a) in head.iter_mut().zip(cmd.args_iter()) {
+        *slot = arg_ref(a);
+        n += 1;
+    }
+    sanitize::parse(&head[..n])
+}
+
+fn render(out: &mut String, mode: QueryText, cmd: &Cmd) {
+    let args: Vec<ArgRef<'_>> = cmd.args_iter().map(arg_ref).collect();
+    match mode {
+        QueryText::Raw => sanitize::render_raw_into(out, &args),
+        _ => {
+            let parsed = sanitize::parse(&args);
+            sanitize::render_into(out, &parsed, &args);
+        }
+    }
+}
+
+impl Shared {
+    fn allows(&self, operation: &str) -> bool {
+        self.filter.as_ref().is_none_or(|f| f(operation))
+    }
+}
+
+/// An operation in flight: its span and what its duration point needs.
+struct CallState {
+    span: otel_core::Span,
+    start: Instant,
+    shared: Arc<Shared>,
+    metric_attributes: Vec<KeyValue>,
+}
+
+impl CallState {
+    fn start(
+        shared: &Arc<Shared>,
+        target: &Target,
+        span_name: Cow<'static, str>,
+        operation: Cow<'static, str>,
+        batch_size: Option<usize>,
+    ) -> Self {
+        let mut metric_attributes = Vec::with_capacity(target.attributes.len() + 3);
+        metric_attributes.extend(target.attributes.iter().cloned());
+        metric_attributes.push(KeyValue::new(DB_OPERATION_NAME, operation));
+        let mut span_attributes = metric_attributes.clone();
+        if let Some(n) = batch_size.filter(|n| *n >= 2) {
+            span_attributes.push(KeyValue::new(
+                DB_OPERATION_BATCH_SIZE,
+                i64::try_from(n).unwrap_or(i64::MAX),
+            ));
+        }
+        let builder = SpanBuilder::from_name(span_name)
+            .with_kind(SpanKind::Client)
+            .with_attributes(span_attributes);
+        let span = Context::map_current(|cx| shared.tracer.build_with_context(builder, cx));
+        Self {
+            span,
+            start: Instant::now(),
+            shared: shared.clone(),
+            metric_attributes,
+        }
+    }
+
+    fn finish(mut self, failure: Option<Failure>) {
+        let elapsed = self.start.elapsed();
+        if let Some(f) = failure {
+            if let Some(code) = f.status_code {
+                let kv = KeyValue::new(DB_RESPONSE_STATUS_CODE, code);
+                if self.span.is_recording() {
+                    self.span.set_attribute(kv.clone());
+                }
+                self.metric_attributes.push(kv);
+            }
+            let kv = record_failure(&mut self.span, f.error_type, f.description);
+            self.metric_attributes.push(kv);
+        }
+        self.shared.duration.record(seconds(elapsed), &self.metric_attributes);
+        self.span.end();
+    }
+}
+
+/// What a reply says about success: a server error inside a successful reply is a failure.
+trait Reply {
+    fn failure(&self) -> Option<Failure>;
+}
+
+impl Reply for Value {
+    fn failure(&self) -> Option<Failure> {
+        first_server_error(std::iter::once(self))
+    }
+}
+
+impl Reply for Vec<Value> {
+    fn failure(&self) -> Option<Failure> {
+        first_server_error(self)
+    }
+}
+
+/// The inner future plus the span it ends.
+struct Traced<'a, T> {
+    inner: RedisFuture<'a, T>,
+    state: Option<CallState>,
+}
+
+impl<T: Reply> Future for Traced<'_, T> {
+    type Output = RedisResult<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let result = match self.inner.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r,
+        };
+        if let Some(state) = self.state.take() {
+            let failure = match &result {
+                Ok(reply) => reply.failure(),
+                Err(e) => Some(classify_error(e)),
+            };
+            state.finish(failure);
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<T> Drop for Traced<'_, T> {
+    fn drop(&mut self) {
+        if let Some(mut state) = self.state.take() {
+            // Cancelled by the caller: not a failure, and not a completed operation either, so no
+            // duration is recorded.
+            state.span.end();
+        }
+    }
+}
+
+impl<C: ConnectionLike + Send> ConnectionLike for InstrumentedConnection<C> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let shared = &self.redis.shared;
+        let parsed = parse_head(cmd);
+        if !shared.allows(&parsed.operation) {
+            return self.inner.req_packed_command(cmd);
+        }
+        let mut state = CallState::start(shared, &self.target, parsed.operation.clone(), parsed.operation, None);
+        if state.span.is_recording() {
+            if shared.query_text != QueryText::Off {
+                let mut text = String::new();
+                render(&mut text, shared.query_text, cmd);
+                state.span.set_attribute(KeyValue::new(DB_QUERY_TEXT, text));
+            }
+            let args: Vec<ArgRef<'_>> = cmd.args_iter().take(2).map(arg_ref).collect();
+            if let Some(procedure) = sanitize::stored_procedure(&args) {
+                state
+                    .span
+                    .set_attribute(KeyValue::new(DB_STORED_PROCEDURE_NAME, procedure));
+            }
+        }
+        Box::pin(Traced {
+            inner: self.inner.req_packed_command(cmd),
+            state: Some(state),
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let shared = &self.redis.shared;
+        let prefix = if pipeline.is_transaction() { "MULTI" } else { "PIPELINE" };
+        let mut common: Option<Cow<'static, str>> = None;
+        let mut same = true;
+        for cmd in pipeline.cmd_iter() {
+            let op = parse_head(cmd).operation;
+            match &common {
+                None => common = Some(op),
+                Some(c) if *c == op => {}
+                Some(_) => {
+                    same = false;
+                    break;
+                }
+            }
+        }
+        let operation: Cow<'static, str> = match (same, common) {
+            (true, Some(c)) => Cow::Owned(format!("{prefix} {c}")),
+            _ => Cow::Borrowed(prefix),
+        };
+        if !shared.allows(&operation) {
+            return self.inner.req_packed_commands(pipeline, offset, count);
+        }
+        let mut state = CallState::start(
+            shared,
+            &self.target,
+            Cow::Borrowed(prefix),
+            operation,
+            Some(pipeline.len()),
+        );
+        if state.span.is_recording() && shared.query_text != QueryText::Off {
+            let mut text = String::new();
+            for (i, cmd) in pipeline.cmd_iter().enumerate() {
+                if i > 0 {
+                    text.push_str("; ");
+                }
+                render(&mut text, shared.query_text, cmd);
+            }
+            state.span.set_attribute(KeyValue::new(DB_QUERY_TEXT, text));
+        }
+        Box::pin(Traced {
+            inner: self.inner.req_packed_commands(pipeline, offset, count),
+            state: Some(state),
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.inner.get_db()
+    }
+}

@@ -1,0 +1,144 @@
+//! # otel-sql
+//!
+//! OpenTelemetry instrumentation for [sqlx](https://docs.rs/sqlx) 0.9 (PostgreSQL, MySQL/MariaDB,
+//! SQLite), built on `opentelemetry` 0.33 and the family's conventions core `otel-core`:
+//! semantic-conventions 1.42 database client spans and metrics, a single-pass SQL sanitizer
+//! and query-summary generator ([`sanitize`]), and connection-pool metrics.
+//!
+//! Wrap an existing pool in an [`InstrumentedPool`]; `&InstrumentedPool` is an
+//! [`sqlx::Executor`], so `query`, `query_as`, `query_scalar`, the `query!` macros and
+//! `execute`/`fetch`/`fetch_all`/`fetch_one`/`fetch_optional` work unchanged.
+//! [`InstrumentedPool::acquire`] and [`InstrumentedPool::begin`] return an instrumented
+//! connection and transaction whose `&mut` are executors too.
+//!
+//! ## Spans
+//!
+//! One `CLIENT` span per operation, started when the query is first polled (its parent is the
+//! caller's current OpenTelemetry context) and ended when the result is ready, the stream ends,
+//! or the future/stream is dropped. Named by `db.query.summary` (`SELECT users`,
+//! `INSERT orders SELECT carts`), else `{db.operation.name} {target}`, else the target
+//! (`db.namespace`, or `server.address[:port]`), else `db.system.name`. Transaction control is
+//! recorded as `BEGIN`, `COMMIT` and `ROLLBACK` operations (`db.operation.name` set, named
+//! `BEGIN {db.namespace}` etc.).
+//!
+//! | Attribute | When |
+//! | --- | --- |
+//! | `db.system.name` | always: `postgresql`, `mysql` / `mariadb` (detected by [`InstrumentedPool::connect`]), `sqlite` |
+//! | `db.namespace` | the database from the connect options (PostgreSQL: the user name when none is given; SQLite: the file name or `:memory:`) |
+//! | `server.address`, `server.port` | from the connect options; the port only when it is not the default (5432, 3306) |
+//! | `db.query.text` | per [`QueryTextMode`]: by default text with placeholders as written, text without them sanitized |
+//! | `db.query.summary` | generated (or from [`QueryInfo`]) |
+//! | `db.operation.name`, `db.collection.name` | only from [`QueryInfo`] (never parsed from SQL), and for transaction control |
+//! | `db.response.returned_rows` | on success (rows the caller received; 0 for `execute`), unless turned off |
+//! | `db.response.status_code`, `error.type` | on failure: SQLSTATE (PostgreSQL), error number (MySQL/MariaDB), result code (SQLite); see [`database::classify_error`] for the other `error.type` values |
+//!
+//! The span status is left unset on success and set to `Error` with an empty description on
+//! failure (driver messages can quote bound values). The error itself is returned unchanged.
+//! A future dropped before completion ends its span with `error.type = "cancelled"`; a stream
+//! dropped early ends its span as a success with the rows read so far.
+//!
+//! ## Metrics
+//!
+//! | Metric | Instrument | Attributes |
+//! | --- | --- | --- |
+//! | `db.client.operation.duration` (`s`, buckets 1 ms .. 10 s) | histogram | `db.system.name`, `db.namespace`, `db.query.summary`, `server.*`, `db.operation.name` / `db.collection.name` (override only), `db.response.status_code` and `error.type` on failure |
+//! | `db.client.connection.count` (`{connection}`) | observable up/down counter | pool name, `db.client.connection.state` = `idle` / `used` |
+//! | `db.client.connection.max` (`{connection}`) | observable up/down counter | pool name |
+//! | `db.client.connection.pending_requests` (`{request}`) | observable up/down counter | pool name (tasks waiting in this wrapper's acquire) |
+//! | `db.client.connection.wait_time` (`s`) | histogram | pool name |
+//! | `db.client.connection.use_time` (`s`) | histogram | pool name |
+//! | `db.client.connection.timeouts` (`{timeout}`) | counter | pool name |
+//!
+//! The pool name (`db.client.connection.pool.name`) defaults to
+//! `{server.address}:{port}/{db.namespace}` (e.g. `127.0.0.1:5432/app`), or the namespace alone
+//! for SQLite; set it with [`SqlOptions::with_pool_name`]. Pool metrics cover connections taken
+//! through the wrapper (its executor methods, `acquire` and `begin`).
+//!
+//! ## Examples
+//!
+//! PostgreSQL:
+//!
+//! ```no_run
+//! # #[cfg(feature = "postgres")]
+//! # async fn run() -> Result<(), sqlx::Error> {
+//! use otel_sql::{InstrumentedPool, SqlOptions};
+//!
+//! let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+//! let pool = InstrumentedPool::new(pool, SqlOptions::new());
+//! let name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+//!     .bind(42)
+//!     .fetch_one(&pool)
+//!     .await?;
+//! let mut tx = pool.begin().await?;
+//! sqlx::query("UPDATE users SET seen = now() WHERE id = $1").bind(42).execute(&mut tx).await?;
+//! tx.commit().await?;
+//! # let _ = name; Ok(()) }
+//! ```
+//!
+//! MySQL / MariaDB (`connect` detects MariaDB for `db.system.name`):
+//!
+//! ```no_run
+//! # #[cfg(feature = "mysql")]
+//! # async fn run() -> Result<(), sqlx::Error> {
+//! use otel_sql::{InstrumentedPool, SqlOptions};
+//!
+//! let pool = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/test").await?;
+//! let pool = InstrumentedPool::connect(pool, SqlOptions::new()).await?;
+//! let rows = sqlx::query("SELECT id FROM orders WHERE status = ?").bind("open").fetch_all(&pool).await?;
+//! # let _ = rows; Ok(()) }
+//! ```
+//!
+//! SQLite, with explicit providers and a per-query summary:
+//!
+//! ```no_run
+//! # #[cfg(feature = "sqlite")]
+//! # async fn run() -> Result<(), sqlx::Error> {
+//! use otel_core::Instrumentation;
+//! use otel_sql::{InstrumentedPool, QueryInfoExt, QueryTextMode, SqlOptions};
+//!
+//! let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
+//! let options = SqlOptions::new()
+//!     .with_instrumentation(Instrumentation::new())
+//!     .with_query_text(QueryTextMode::Sanitized);
+//! let pool = InstrumentedPool::new(pool, options);
+//! let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+//!     .fetch_one(&pool)
+//!     .with_summary("COUNT users")
+//!     .await?;
+//! # let _ = n; Ok(()) }
+//! ```
+//!
+//! ## Feature flags
+//!
+//! | Feature | Default | Enables |
+//! | --- | --- | --- |
+//! | `postgres` | no | PostgreSQL through `sqlx/postgres` |
+//! | `mysql` | no | MySQL and MariaDB through `sqlx/mysql` |
+//! | `sqlite` | no | SQLite through `sqlx/sqlite` (bundled libsqlite3) |
+//!
+//! sqlx is used with `runtime-tokio` and `macros` (sqlx's default, which adds
+//! `Executor::describe`); no TLS feature is turned on here — enable one on your own `sqlx`
+//! dependency if you need it.
+//!
+//! ## Not supported
+//!
+//! Bound parameter values (`db.query.parameter.<n>`) are not captured: sqlx's encoded
+//! arguments cannot be read back generically. `db.operation.batch.size` is not set (sqlx has
+//! no batch API).
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+
+mod async_stream;
+mod cache;
+pub mod database;
+mod options;
+mod pool;
+mod query_info;
+pub mod sanitize;
+mod telemetry;
+
+pub use database::{InstrumentedDatabase, ServerInfo};
+pub use options::{QueryTextMode, SqlOptions, DEFAULT_CACHE_CAPACITY};
+pub use pool::{InstrumentedConnection, InstrumentedPool, InstrumentedTransaction};
+pub use query_info::{QueryInfo, QueryInfoExt, WithQueryInfo};

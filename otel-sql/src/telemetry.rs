@@ -1,0 +1,481 @@
+//! Spans and metrics of one operation, shared by the pool, connection and transaction
+//! executors.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use futures_core::Stream;
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
+use opentelemetry::{Context, KeyValue, StringValue, Value};
+use opentelemetry_semantic_conventions::attribute as attr;
+use opentelemetry_semantic_conventions::metric;
+use otel_core::instruments::{self, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
+use otel_core::Instrumentation;
+use pin_project_lite::pin_project;
+
+use crate::cache::Cache;
+use crate::database::{classify_error, InstrumentedDatabase, ServerInfo};
+use crate::options::{QueryTextMode, SqlOptions};
+use crate::query_info::QueryInfo;
+use crate::sanitize::{self, floor_char_boundary, SanitizeOptions};
+
+/// The cached analysis of one statement.
+pub(crate) struct QueryMeta {
+    text: Option<StringValue>,
+    summary: Option<StringValue>,
+}
+
+/// Everything an instrumented pool and its connections share.
+pub(crate) struct Shared {
+    tracer: otel_core::Tracer,
+    /// `db.system.name`, `db.namespace`, `server.address`, `server.port` (those known).
+    base_attrs: Vec<KeyValue>,
+    /// Span name when there is no summary: the namespace, else `address[:port]`, else the
+    /// system name.
+    fallback_name: Cow<'static, str>,
+    text_mode: QueryTextMode,
+    sanitize: SanitizeOptions,
+    returned_rows: bool,
+    cache: Cache<QueryMeta>,
+    duration: Histogram<f64>,
+    wait_time: Histogram<f64>,
+    use_time: Histogram<f64>,
+    timeouts: Counter<u64>,
+    pub(crate) pool_attrs: [KeyValue; 1],
+    pub(crate) pending: AtomicI64,
+    error_kind: fn(&sqlx::Error) -> (Cow<'static, str>, Option<String>),
+}
+
+pub(crate) fn scope() -> opentelemetry::InstrumentationScope {
+    Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+}
+
+impl Shared {
+    pub(crate) fn new<DB: InstrumentedDatabase>(
+        options: &SqlOptions,
+        system: &'static str,
+        server: &ServerInfo,
+        configured_port: Option<u16>,
+        meter: &Meter,
+    ) -> Self {
+        let tracer = options.instrumentation.tracer(scope());
+        let mut base_attrs = vec![KeyValue::new(attr::DB_SYSTEM_NAME, system)];
+        if let Some(ns) = &server.namespace {
+            base_attrs.push(KeyValue::new(attr::DB_NAMESPACE, ns.clone()));
+        }
+        if let Some(address) = &server.address {
+            base_attrs.push(KeyValue::new(attr::SERVER_ADDRESS, address.clone()));
+            if let Some(port) = server.port {
+                base_attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
+            }
+        }
+        let fallback_name: Cow<'static, str> = match (&server.namespace, &server.address) {
+            (Some(ns), _) => Cow::Owned(ns.clone()),
+            (None, Some(a)) => match server.port {
+                Some(p) => Cow::Owned(format!("{a}:{p}")),
+                None => Cow::Owned(a.clone()),
+            },
+            (None, None) => Cow::Borrowed(system),
+        };
+        let pool_name: Cow<'static, str> = match &options.pool_name {
+            Some(n) => n.clone(),
+            None => {
+                let ns = server.namespace.as_deref().unwrap_or("");
+                match (&server.address, configured_port) {
+                    (Some(a), Some(p)) => Cow::Owned(format!("{a}:{p}/{ns}")),
+                    (Some(a), None) => Cow::Owned(format!("{a}/{ns}")),
+                    (None, _) => Cow::Owned(ns.to_owned()),
+                }
+            }
+        };
+        Self {
+            tracer,
+            base_attrs,
+            fallback_name,
+            text_mode: options.query_text,
+            sanitize: SanitizeOptions::new(DB::DIALECT)
+                .with_keep_comments(options.keep_comments)
+                .with_max_len(options.max_text_len),
+            returned_rows: options.returned_rows,
+            cache: Cache::new(options.cache_capacity),
+            duration: instruments::duration_histogram(
+                meter,
+                metric::DB_CLIENT_OPERATION_DURATION,
+                "Duration of database client operations.",
+                &DB_DURATION_BUCKETS,
+            ),
+            wait_time: instruments::duration_histogram(
+                meter,
+                metric::DB_CLIENT_CONNECTION_WAIT_TIME,
+                "The time it took to obtain an open connection from the pool.",
+                &POOL_TIME_BUCKETS,
+            ),
+            use_time: instruments::duration_histogram(
+                meter,
+                metric::DB_CLIENT_CONNECTION_USE_TIME,
+                "The time between borrowing a connection and returning it to the pool.",
+                &POOL_TIME_BUCKETS,
+            ),
+            timeouts: instruments::counter(
+                meter,
+                metric::DB_CLIENT_CONNECTION_TIMEOUTS,
+                "{timeout}",
+                "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
+            ),
+            pool_attrs: [KeyValue::new(attr::DB_CLIENT_CONNECTION_POOL_NAME, pool_name)],
+            pending: AtomicI64::new(0),
+            error_kind: classify_error::<DB>,
+        }
+    }
+
+    /// The analysis of `sql`, from the cache when it was seen before.
+    pub(crate) fn query_meta(&self, sql: &str) -> Arc<QueryMeta> {
+        self.cache.get_or_insert_with(sql, || {
+            let analysis = sanitize::analyze(sql, &self.sanitize);
+            let text = match self.text_mode {
+                QueryTextMode::Off => None,
+                QueryTextMode::Parameterized if analysis.has_placeholders => {
+                    let cut = floor_char_boundary(sql, self.sanitize.max_len);
+                    Some(StringValue::from(sql[..cut].to_owned()))
+                }
+                _ => Some(StringValue::from(analysis.sanitized)),
+            };
+            QueryMeta {
+                text: text.filter(|t| !t.as_str().is_empty()),
+                summary: Some(analysis.summary).filter(|s| !s.is_empty()).map(StringValue::from),
+            }
+        })
+    }
+
+    /// Records the time spent waiting for a connection, and a timeout when it failed so.
+    pub(crate) fn record_wait(&self, waited: std::time::Duration, timed_out: bool) {
+        self.wait_time.record(instruments::seconds(waited), &self.pool_attrs);
+        if timed_out {
+            self.timeouts.add(1, &self.pool_attrs);
+        }
+    }
+
+    pub(crate) fn record_use(&self, used: std::time::Duration) {
+        self.use_time.record(instruments::seconds(used), &self.pool_attrs);
+    }
+}
+
+/// Counts a task waiting for a connection while it lives.
+pub(crate) struct PendingGuard<'a>(&'a AtomicI64);
+
+impl<'a> PendingGuard<'a> {
+    pub(crate) fn new(counter: &'a AtomicI64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What an operation is.
+pub(crate) enum OpKind {
+    /// A statement, with its cached analysis.
+    Query(Arc<QueryMeta>),
+    /// Preparing or describing a statement (`PREPARE {summary}`).
+    Prepare(Arc<QueryMeta>),
+    /// A transaction operation (`BEGIN`, `COMMIT`, `ROLLBACK`): `db.operation.name` is known.
+    Transaction(&'static str),
+}
+
+/// How an operation ended.
+pub(crate) enum Outcome<'a> {
+    Ok(Option<u64>),
+    Err(&'a sqlx::Error),
+    /// The future was dropped before it completed.
+    Cancelled,
+}
+
+struct Active {
+    span: otel_core::Span,
+    /// Attached while the driver's future is polled.
+    cx: Context,
+    start: Instant,
+    metric_attrs: Vec<KeyValue>,
+}
+
+/// One operation: its span starts on the first poll (so the caller's context is the parent)
+/// and ends exactly once.
+pub(crate) struct Op {
+    shared: Arc<Shared>,
+    kind: OpKind,
+    active: Option<Active>,
+    done: bool,
+    /// What a drop before completion means: a cancelled future, or a stream the caller stopped
+    /// reading (a success with the rows seen so far).
+    stream: bool,
+    rows: u64,
+}
+
+impl Op {
+    pub(crate) fn new(shared: Arc<Shared>, kind: OpKind, stream: bool) -> Self {
+        Self {
+            shared,
+            kind,
+            active: None,
+            done: false,
+            stream,
+            rows: 0,
+        }
+    }
+
+    fn start(&mut self) {
+        if self.active.is_some() || self.done {
+            return;
+        }
+        let parent = Context::current();
+        let info = parent.get::<QueryInfo>();
+        let shared = &self.shared;
+        let mut attrs = Vec::with_capacity(shared.base_attrs.len() + 4);
+        attrs.extend(shared.base_attrs.iter().cloned());
+        let mut metric_attrs = Vec::with_capacity(shared.base_attrs.len() + 5);
+        metric_attrs.extend(shared.base_attrs.iter().cloned());
+
+        let (text, generated_summary, prepare) = match &self.kind {
+            OpKind::Query(m) => (m.text.clone(), m.summary.clone(), false),
+            OpKind::Prepare(m) => (m.text.clone(), m.summary.clone(), true),
+            OpKind::Transaction(_) => (None, None, false),
+        };
+        let mut summary: Option<Value> = match info.and_then(|i| i.summary.clone()) {
+            Some(s) => Some(Value::from(s)),
+            None => generated_summary.map(Value::String),
+        };
+        if prepare {
+            summary = Some(Value::from(match &summary {
+                Some(s) => format!("PREPARE {}", s.as_str()),
+                None => "PREPARE".to_owned(),
+            }));
+        }
+        let operation: Option<Value> = match &self.kind {
+            OpKind::Transaction(op) => Some(Value::from(*op)),
+            _ => info.and_then(|i| i.operation.clone()).map(Value::from),
+        };
+        let collection: Option<Value> = info.and_then(|i| i.collection.clone()).map(Value::from);
+
+        let name: Cow<'static, str> = match (&summary, &operation, &collection) {
+            (Some(s), _, _) => Cow::Owned(s.as_str().into_owned()),
+            (None, Some(op), Some(c)) => Cow::Owned(format!("{} {}", op.as_str(), c.as_str())),
+            (None, Some(op), None) => Cow::Owned(format!("{} {}", op.as_str(), shared.fallback_name)),
+            (None, None, Some(c)) => Cow::Owned(c.as_str().into_owned()),
+            (None, None, None) => shared.fallback_name.clone(),
+        };
+        if let Some(t) = text {
+            attrs.push(KeyValue::new(attr::DB_QUERY_TEXT, t));
+        }
+        if let Some(s) = summary {
+            attrs.push(KeyValue::new(attr::DB_QUERY_SUMMARY, s.clone()));
+            metric_attrs.push(KeyValue::new(attr::DB_QUERY_SUMMARY, s));
+        }
+        if let Some(op) = operation {
+            attrs.push(KeyValue::new(attr::DB_OPERATION_NAME, op.clone()));
+            metric_attrs.push(KeyValue::new(attr::DB_OPERATION_NAME, op));
+        }
+        if let Some(c) = collection {
+            attrs.push(KeyValue::new(attr::DB_COLLECTION_NAME, c.clone()));
+            metric_attrs.push(KeyValue::new(attr::DB_COLLECTION_NAME, c));
+        }
+        let span = shared.tracer.build_with_context(
+            SpanBuilder::from_name(name)
+                .with_kind(SpanKind::Client)
+                .with_attributes(attrs),
+            &parent,
+        );
+        let cx = if span.span_context().is_valid() {
+            parent.with_remote_span_context(span.span_context().clone())
+        } else {
+            parent
+        };
+        self.active = Some(Active {
+            span,
+            cx,
+            start: Instant::now(),
+            metric_attrs,
+        });
+    }
+
+    /// The context to attach while polling the driver (starting the span if needed).
+    pub(crate) fn enter(&mut self) -> Option<opentelemetry::ContextGuard> {
+        self.start();
+        self.active.as_ref().map(|a| a.cx.clone().attach())
+    }
+
+    pub(crate) fn add_rows(&mut self, n: u64) {
+        self.rows = self.rows.saturating_add(n);
+    }
+
+    pub(crate) fn finish(&mut self, outcome: Outcome<'_>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let Some(mut active) = self.active.take() else {
+            return;
+        };
+        let elapsed = active.start.elapsed();
+        let span = &mut active.span;
+        let recording = span.is_recording();
+        match outcome {
+            Outcome::Ok(rows) => {
+                if recording && self.shared.returned_rows && matches!(self.kind, OpKind::Query(_)) {
+                    let rows = rows.unwrap_or(self.rows);
+                    span.set_attribute(KeyValue::new(
+                        attr::DB_RESPONSE_RETURNED_ROWS,
+                        i64::try_from(rows).unwrap_or(i64::MAX),
+                    ));
+                }
+            }
+            Outcome::Err(err) => {
+                let (error_type, status_code) = (self.shared.error_kind)(err);
+                if let Some(code) = status_code {
+                    let kv = KeyValue::new(attr::DB_RESPONSE_STATUS_CODE, code);
+                    if recording {
+                        span.set_attribute(kv.clone());
+                    }
+                    active.metric_attrs.push(kv);
+                }
+                // The description stays empty: driver messages may quote bound values
+                // (MySQL: "Duplicate entry 'alice' for key ...").
+                let kv = otel_core::status::record_failure(span, error_type, None);
+                active.metric_attrs.push(kv);
+            }
+            Outcome::Cancelled => {
+                let kv = otel_core::status::record_failure(span, "cancelled", None);
+                active.metric_attrs.push(kv);
+            }
+        }
+        span.end();
+        self.shared
+            .duration
+            .record(instruments::seconds(elapsed), &active.metric_attrs);
+    }
+
+    /// Starts and immediately ends the operation (a rollback queued by a dropped
+    /// transaction).
+    pub(crate) fn instant(mut self) {
+        self.start();
+        self.finish(Outcome::Ok(None));
+    }
+}
+
+impl Drop for Op {
+    fn drop(&mut self) {
+        if self.active.is_some() && !self.done {
+            if self.stream {
+                self.finish(Outcome::Ok(None));
+            } else {
+                self.finish(Outcome::Cancelled);
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// A driver future run as one instrumented operation.
+    pub(crate) struct OpFuture<F, T> {
+        #[pin]
+        inner: F,
+        op: Op,
+        count: fn(&T) -> u64,
+    }
+}
+
+impl<F, T> OpFuture<F, T> {
+    pub(crate) fn new(op: Op, inner: F, count: fn(&T) -> u64) -> Self {
+        Self { inner, op, count }
+    }
+}
+
+impl<F, T> Future for OpFuture<F, T>
+where
+    F: Future<Output = Result<T, sqlx::Error>>,
+{
+    type Output = Result<T, sqlx::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let guard = this.op.enter();
+        let poll = this.inner.poll(cx);
+        drop(guard);
+        if let Poll::Ready(result) = &poll {
+            match result {
+                Ok(v) => this.op.finish(Outcome::Ok(Some((this.count)(v)))),
+                Err(e) => this.op.finish(Outcome::Err(e)),
+            }
+        }
+        poll
+    }
+}
+
+pin_project! {
+    /// A driver stream run as one instrumented operation; the span ends when the stream ends,
+    /// fails or is dropped.
+    pub(crate) struct OpStream<S, T> {
+        #[pin]
+        inner: S,
+        op: Op,
+        count: fn(&T) -> u64,
+    }
+}
+
+impl<S, T> OpStream<S, T> {
+    pub(crate) fn new(op: Op, inner: S, count: fn(&T) -> u64) -> Self {
+        Self { inner, op, count }
+    }
+}
+
+impl<S, T> Stream for OpStream<S, T>
+where
+    S: Stream<Item = Result<T, sqlx::Error>>,
+{
+    type Item = Result<T, sqlx::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        let guard = this.op.enter();
+        let poll = this.inner.poll_next(cx);
+        drop(guard);
+        match &poll {
+            Poll::Ready(Some(Ok(v))) => {
+                let n = (this.count)(v);
+                this.op.add_rows(n);
+            }
+            Poll::Ready(Some(Err(e))) => this.op.finish(Outcome::Err(e)),
+            Poll::Ready(None) => this.op.finish(Outcome::Ok(None)),
+            Poll::Pending => {}
+        }
+        poll
+    }
+}
+
+/// Row counters for [`OpFuture`] and [`OpStream`].
+pub(crate) mod count {
+    use sqlx::Either;
+
+    pub(crate) fn zero<T>(_: &T) -> u64 {
+        0
+    }
+    pub(crate) fn option<T>(v: &Option<T>) -> u64 {
+        u64::from(v.is_some())
+    }
+    #[allow(clippy::ptr_arg)] // used as `fn(&Vec<Row>) -> u64`
+    pub(crate) fn vec<T>(v: &Vec<T>) -> u64 {
+        v.len() as u64
+    }
+    pub(crate) fn either_row<L, R>(v: &Either<L, R>) -> u64 {
+        u64::from(matches!(v, Either::Right(_)))
+    }
+}

@@ -1,0 +1,377 @@
+//! The sanitizer and summary generator on a corpus of tricky statements, plus properties.
+
+use otel_sql::sanitize::{analyze, sanitize, summarize, Dialect, SanitizeOptions, MAX_SUMMARY_LEN};
+use proptest::prelude::*;
+
+fn pg(sql: &str) -> String {
+    sanitize(sql, &SanitizeOptions::new(Dialect::PostgreSql))
+}
+fn my(sql: &str) -> String {
+    sanitize(sql, &SanitizeOptions::new(Dialect::MySql))
+}
+fn lite(sql: &str) -> String {
+    sanitize(sql, &SanitizeOptions::new(Dialect::Sqlite))
+}
+
+#[test]
+fn string_numeric_hex_boolean_literals_become_placeholders() {
+    assert_eq!(
+        pg("SELECT * FROM t WHERE a = 'x' AND b = 42 AND c = -1.5e10 AND d = .5 AND e = TRUE OR f = false"),
+        "SELECT * FROM t WHERE a = ? AND b = ? AND c = -? AND d = ? AND e = ? OR f = ?"
+    );
+    assert_eq!(
+        my("SELECT 0x1F, 0b101, X'ff', x'00', B'01', 1_000"),
+        "SELECT ?, ?, ?, ?, ?, ?"
+    );
+    assert_eq!(pg("SELECT 1e+5, 2E-3, 3.e4"), "SELECT ?, ?, ?");
+    assert_eq!(
+        pg("SELECT DATE '2024-01-01', INTERVAL '1 day'"),
+        "SELECT DATE ?, INTERVAL ?"
+    );
+    // Identifiers containing digits are not numbers.
+    assert_eq!(pg("SELECT t1.c2 FROM t1"), "SELECT t1.c2 FROM t1");
+    // NULL is not a literal to hide.
+    assert_eq!(
+        pg("UPDATE t SET a = NULL WHERE b IS NOT NULL"),
+        "UPDATE t SET a = NULL WHERE b IS NOT NULL"
+    );
+}
+
+#[test]
+fn escaped_and_nested_quotes() {
+    // Doubled quotes everywhere.
+    assert_eq!(pg("SELECT 'it''s', 'a''''b' FROM t"), "SELECT ?, ? FROM t");
+    // PostgreSQL: a backslash is an ordinary character in standard strings ...
+    assert_eq!(pg(r"SELECT 'a\' , 'b'"), "SELECT ? , ?");
+    // ... but escapes in E'' strings.
+    assert_eq!(pg(r"SELECT E'it\'s \\ here', e'x\'y' FROM t"), "SELECT ?, ? FROM t");
+    // MySQL: backslash escapes in both quote kinds; double quotes are strings.
+    assert_eq!(
+        my(r#"SELECT 'it\'s', "say \"hi\"", "x""y" FROM t"#),
+        "SELECT ?, ?, ? FROM t"
+    );
+    // PostgreSQL / SQLite: double quotes are identifiers and stay.
+    assert_eq!(
+        pg(r#"SELECT "col ""x""" FROM "Users" WHERE a = 'q"q'"#),
+        r#"SELECT "col ""x""" FROM "Users" WHERE a = ?"#
+    );
+    assert_eq!(
+        lite(r#"SELECT "a", `b`, [c d] FROM t WHERE x = 'y'"#),
+        r#"SELECT "a", `b`, [c d] FROM t WHERE x = ?"#
+    );
+    // MySQL backticks are identifiers.
+    assert_eq!(
+        my("SELECT `we``ird` FROM `t` WHERE a = 'b'"),
+        "SELECT `we``ird` FROM `t` WHERE a = ?"
+    );
+    // A quote inside a quoted identifier does not open a string.
+    assert_eq!(
+        pg(r#"SELECT "it's" FROM t WHERE a = 1"#),
+        r#"SELECT "it's" FROM t WHERE a = ?"#
+    );
+}
+
+#[test]
+fn dollar_quoted_bodies() {
+    assert_eq!(
+        pg("SELECT $$secret ' stuff$$, $tag$ a $$ b $tag$, $1"),
+        "SELECT ?, ?, $1"
+    );
+    assert_eq!(pg("DO $body$ BEGIN RAISE NOTICE 'x'; END $body$"), "DO ?");
+    // `$` inside identifiers is not a delimiter.
+    assert_eq!(pg("SELECT a$b$ FROM t WHERE c = 'd'"), "SELECT a$b$ FROM t WHERE c = ?");
+    // Unterminated body runs to the end.
+    assert_eq!(pg("SELECT $q$ never closed 'x"), "SELECT ?");
+}
+
+#[test]
+fn comments_dropped_or_kept() {
+    let sql = "SELECT a -- it's 'hidden'\nFROM t /* don't 'leak' */ WHERE b = 'c'";
+    assert_eq!(pg(sql), "SELECT a  \nFROM t   WHERE b = ?");
+    let keep = SanitizeOptions::new(Dialect::PostgreSql).with_keep_comments(true);
+    assert_eq!(
+        sanitize(sql, &keep),
+        "SELECT a -- it's 'hidden'\nFROM t /* don't 'leak' */ WHERE b = ?"
+    );
+    // Nested block comments in PostgreSQL.
+    assert_eq!(pg("SELECT /* a /* 'b' */ c' */ 1"), "SELECT   ?");
+    // MySQL `#` comments; not comments in PostgreSQL.
+    assert_eq!(my("SELECT 1 # it's\nFROM t"), "SELECT ?  \nFROM t");
+    // Quotes inside comments never open strings.
+    assert_eq!(my("SELECT /* ' */ 'x' /* \" */ FROM t"), "SELECT   ?   FROM t");
+}
+
+#[test]
+fn placeholders_are_kept_and_detected() {
+    let a = analyze(
+        "SELECT * FROM t WHERE a = $1 AND b = $2::int",
+        &SanitizeOptions::new(Dialect::PostgreSql),
+    );
+    assert_eq!(a.sanitized, "SELECT * FROM t WHERE a = $1 AND b = $2::int");
+    assert!(a.has_placeholders);
+    let a = analyze(
+        "SELECT * FROM t WHERE a = ? AND b = 'x'",
+        &SanitizeOptions::new(Dialect::MySql),
+    );
+    assert_eq!(a.sanitized, "SELECT * FROM t WHERE a = ? AND b = ?");
+    assert!(a.has_placeholders);
+    let a = analyze(
+        "SELECT :name, ?2, @p, $v FROM t",
+        &SanitizeOptions::new(Dialect::Sqlite),
+    );
+    assert_eq!(a.sanitized, "SELECT :name, ?2, @p, $v FROM t");
+    assert!(a.has_placeholders);
+    // PostgreSQL `?` is a JSON operator and `::` a cast, neither a placeholder.
+    let a = analyze(
+        "SELECT data ? 'k', x::text FROM t",
+        &SanitizeOptions::new(Dialect::PostgreSql),
+    );
+    assert_eq!(a.sanitized, "SELECT data ? ?, x::text FROM t");
+    assert!(!a.has_placeholders);
+    // A placeholder inside a string is not a placeholder.
+    let a = analyze("SELECT '$1' FROM t", &SanitizeOptions::new(Dialect::PostgreSql));
+    assert!(!a.has_placeholders);
+}
+
+#[test]
+fn in_lists_collapse() {
+    assert_eq!(
+        pg("SELECT * FROM t WHERE id IN (1, 2, 3)"),
+        "SELECT * FROM t WHERE id IN (?)"
+    );
+    assert_eq!(
+        pg("SELECT * FROM t WHERE id in ('a','b') AND x NOT IN (-1,+2)"),
+        "SELECT * FROM t WHERE id in (?) AND x NOT IN (?)"
+    );
+    // Placeholders and sub-queries are left alone.
+    assert_eq!(
+        pg("SELECT * FROM t WHERE id IN ($1, $2)"),
+        "SELECT * FROM t WHERE id IN ($1, $2)"
+    );
+    assert_eq!(
+        pg("SELECT * FROM t WHERE id IN (SELECT 1)"),
+        "SELECT * FROM t WHERE id IN (SELECT ?)"
+    );
+    assert_eq!(
+        pg("SELECT * FROM t WHERE id IN (1, a)"),
+        "SELECT * FROM t WHERE id IN (?, a)"
+    );
+    assert_eq!(pg("SELECT * FROM t WHERE id IN ()"), "SELECT * FROM t WHERE id IN ()");
+}
+
+#[test]
+fn unterminated_literals_hide_the_rest() {
+    assert_eq!(pg("SELECT * FROM t WHERE a = 'secret"), "SELECT * FROM t WHERE a = ?");
+    assert_eq!(my(r"SELECT 'abc\"), "SELECT ?");
+    assert_eq!(my(r#"SELECT "abc"#), "SELECT ?");
+    assert_eq!(pg(r#"SELECT "unterminated ident"#), "SELECT ?");
+    assert_eq!(pg("SELECT E'abc\\'"), "SELECT ?");
+    assert_eq!(pg("SELECT 1 /* open"), "SELECT ?  ");
+    assert_eq!(lite("SELECT [abc"), "SELECT ?");
+}
+
+#[test]
+fn length_cap_cuts_at_a_char_boundary() {
+    let opts = SanitizeOptions::new(Dialect::PostgreSql).with_max_len(10);
+    assert_eq!(sanitize("SELECT ééééé FROM t", &opts), "SELECT é");
+    assert_eq!(sanitize("SELECT 1", &opts), "SELECT ?");
+    assert_eq!(sanitize("SELECT a, 'x'", &opts), "SELECT a, ");
+    let zero = SanitizeOptions::new(Dialect::PostgreSql).with_max_len(0);
+    assert_eq!(sanitize("SELECT 1", &zero), "");
+    // An IN-list at the cap still collapses below it.
+    let opts = SanitizeOptions::new(Dialect::PostgreSql).with_max_len(14);
+    assert_eq!(sanitize("x IN (1, 2, 3, 4, 5)", &opts), "x IN (?)");
+}
+
+#[test]
+fn summaries_follow_semconv_examples() {
+    let s = |sql| summarize(sql, Dialect::PostgreSql);
+    assert_eq!(s("SELECT * FROM wuser_table WHERE username = ?"), "SELECT wuser_table");
+    assert_eq!(
+        s("INSERT INTO shipping_details (id, addr) SELECT id, addr FROM orders WHERE x = 1"),
+        "INSERT shipping_details SELECT orders"
+    );
+    assert_eq!(s("SELECT * FROM songs, artists"), "SELECT songs artists");
+    assert_eq!(
+        s("SELECT * FROM (SELECT * FROM orders) o JOIN customers c ON c.id = o.cid"),
+        "SELECT SELECT orders customers"
+    );
+}
+
+#[test]
+fn summaries_of_common_statements() {
+    let s = |sql| summarize(sql, Dialect::PostgreSql);
+    assert_eq!(
+        s("select id from users where id = $1"),
+        "select users",
+        "original casing"
+    );
+    assert_eq!(s("SELECT 1"), "SELECT");
+    assert_eq!(s("UPDATE accounts SET balance = 1 WHERE id = 2"), "UPDATE accounts");
+    assert_eq!(s("DELETE FROM sessions WHERE expires < now()"), "DELETE sessions");
+    assert_eq!(s("INSERT INTO public.users (a) VALUES ($1)"), "INSERT public.users");
+    assert_eq!(s("SELECT a FROM s.t AS x, u y WHERE 1=1"), "SELECT s.t u");
+    assert_eq!(
+        s(r#"SELECT * FROM "Users" u LEFT JOIN "Orders" o ON true"#),
+        r#"SELECT "Users" "Orders""#
+    );
+    assert_eq!(s("SELECT * FROM generate_series(1, 3)"), "SELECT");
+    assert_eq!(s("SELECT EXTRACT(YEAR FROM ts) FROM events"), "SELECT events");
+    assert_eq!(
+        s("SELECT * FROM t WHERE id IN (SELECT uid FROM bans)"),
+        "SELECT t SELECT bans"
+    );
+    assert_eq!(s("SELECT a FROM x UNION ALL SELECT b FROM y"), "SELECT x SELECT y");
+    assert_eq!(
+        s("WITH c AS (SELECT * FROM orders) UPDATE t SET a = 1"),
+        "SELECT orders UPDATE t"
+    );
+    assert_eq!(s("SELECT * FROM t FOR UPDATE"), "SELECT t");
+    assert_eq!(
+        s("INSERT INTO t (a) VALUES (1) ON CONFLICT (a) DO UPDATE SET a = 2"),
+        "INSERT t"
+    );
+    assert_eq!(s("CREATE TABLE IF NOT EXISTS items (id INT)"), "CREATE TABLE items");
+    assert_eq!(s("DROP TABLE IF EXISTS items"), "DROP TABLE items");
+    assert_eq!(s("TRUNCATE TABLE items"), "TRUNCATE TABLE items");
+    assert_eq!(s("CREATE UNIQUE INDEX idx ON items (id)"), "CREATE INDEX idx");
+    assert_eq!(s("BEGIN"), "BEGIN");
+    assert_eq!(s("COMMIT; SELECT 1"), "COMMIT SELECT");
+    assert_eq!(s("CALL refresh_stats(1)"), "CALL refresh_stats");
+    assert_eq!(s("SELECT * FROM ONLY parent"), "SELECT parent");
+    assert_eq!(s("/* comment */ SELECT * FROM t -- x"), "SELECT t");
+    assert_eq!(s(""), "");
+    assert_eq!(s("'just a string'"), "");
+    assert_eq!(summarize("REPLACE INTO `t` VALUES (1)", Dialect::MySql), "REPLACE `t`");
+    assert_eq!(
+        summarize("SELECT REPLACE(a, 'x', 'y') FROM t", Dialect::MySql),
+        "SELECT t"
+    );
+}
+
+#[test]
+fn summaries_never_contain_literals_and_are_capped() {
+    let s = summarize("SELECT * FROM t WHERE a = 'secret' AND b = 12345", Dialect::PostgreSql);
+    assert_eq!(s, "SELECT t");
+    let many: Vec<String> = (0..100).map(|i| format!("table_number_{i}")).collect();
+    let sql = format!("SELECT * FROM {}", many.join(", "));
+    let s = summarize(&sql, Dialect::PostgreSql);
+    assert!(s.len() <= MAX_SUMMARY_LEN, "{}", s.len());
+    // Cut at a token boundary: every part is a whole table name.
+    let parts: Vec<&str> = s.split(' ').collect();
+    assert_eq!(parts[0], "SELECT");
+    for (i, p) in parts[1..].iter().enumerate() {
+        assert_eq!(*p, format!("table_number_{i}"));
+    }
+    assert!(s.len() + " table_number_NN".len() > MAX_SUMMARY_LEN);
+}
+
+/// Text that can appear inside a literal: anything, including quotes, backslashes, dollars,
+/// comment markers and non-ASCII.
+fn literal_body() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("'".to_owned()),
+            Just("''".to_owned()),
+            Just("\\".to_owned()),
+            Just("\"".to_owned()),
+            Just("$".to_owned()),
+            Just("--".to_owned()),
+            Just("/*".to_owned()),
+            Just("*/".to_owned()),
+            Just("é".to_owned()),
+            "[a-z0-9 ]{1,4}",
+        ],
+        0..8,
+    )
+    .prop_map(|v| v.concat())
+}
+
+/// A marker that is certainly not a keyword or identifier of the statement.
+const SECRET: &str = "Zq9xSecret";
+
+/// Quotes `body` (carrying the secret) as a valid literal of `dialect`.
+fn quote(dialect: Dialect, body: &str, style: u8) -> String {
+    let body = format!("{SECRET}{body}");
+    match (dialect, style % 3) {
+        // A dollar-quoted body cannot contain its own delimiter; keep it simple and drop `$`.
+        (Dialect::PostgreSql, 1) => format!("$z$ {} $z$", body.replace('$', "")),
+        (Dialect::PostgreSql, 2) => format!("E'{}'", body.replace('\\', "\\\\").replace('\'', "\\'")),
+        (Dialect::MySql, 1) => format!("\"{}\"", body.replace('\\', "\\\\").replace('"', "\\\"")),
+        (Dialect::MySql, _) => format!("'{}'", body.replace('\\', "\\\\").replace('\'', "\\'")),
+        _ => format!("'{}'", body.replace('\'', "''")),
+    }
+}
+
+fn dialect() -> impl Strategy<Value = Dialect> {
+    prop_oneof![
+        Just(Dialect::PostgreSql),
+        Just(Dialect::MySql),
+        Just(Dialect::Sqlite),
+        Just(Dialect::Generic)
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn never_panics_and_respects_the_cap(sql in ".{0,300}", d in dialect(), keep in any::<bool>(), cap in 0usize..400) {
+        let opts = SanitizeOptions::new(d).with_keep_comments(keep).with_max_len(cap);
+        let a = analyze(&sql, &opts);
+        prop_assert!(a.sanitized.len() <= cap);
+        prop_assert!(a.summary.len() <= MAX_SUMMARY_LEN);
+    }
+
+    #[test]
+    fn never_panics_on_sql_shaped_noise(
+        parts in prop::collection::vec(prop_oneof![
+            Just("'"), Just("\""), Just("`"), Just("$"), Just("$$"), Just("$a$"), Just("E'"), Just("\\"),
+            Just("--"), Just("/*"), Just("*/"), Just("#"), Just("\n"), Just("("), Just(")"), Just(","),
+            Just("IN"), Just("SELECT"), Just("FROM"), Just("INTO"), Just("CREATE"), Just("TABLE"), Just("."),
+            Just("1"), Just("0x"), Just("e"), Just("?"), Just(":"), Just("@"), Just("["), Just("]"), Just("é"), Just(" "),
+        ], 0..60),
+        d in dialect(),
+    ) {
+        let sql = parts.concat();
+        let a = analyze(&sql, &SanitizeOptions::new(d));
+        prop_assert!(a.summary.len() <= MAX_SUMMARY_LEN);
+    }
+
+    #[test]
+    fn string_literals_never_leak(
+        d in dialect(),
+        body in literal_body(),
+        style in any::<u8>(),
+        keep in any::<bool>(),
+        prefix in prop_oneof![Just("SELECT * FROM t WHERE a = "), Just("INSERT INTO t (a) VALUES ("), Just("UPDATE t SET a = "), Just("SELECT * FROM t WHERE a IN (1, ")],
+        suffix in prop_oneof![Just(""), Just(")"), Just(" AND b = 2"), Just(", 3)"), Just(" -- done")],
+    ) {
+        // Generic follows PostgreSQL quoting.
+        let qd = if d == Dialect::Generic { Dialect::PostgreSql } else { d };
+        let sql = format!("{prefix}{}{suffix}", quote(qd, &body, style));
+        let a = analyze(&sql, &SanitizeOptions::new(d).with_keep_comments(keep));
+        prop_assert!(!a.sanitized.contains(SECRET), "leaked: {:?} -> {:?}", sql, a.sanitized);
+        prop_assert!(!a.summary.contains(SECRET), "leaked in summary: {:?} -> {:?}", sql, a.summary);
+    }
+
+    #[test]
+    fn numeric_literals_never_leak(
+        d in dialect(),
+        n in 100_000u64..u64::MAX,
+        form in 0u8..5,
+    ) {
+        let lit = match form {
+            0 => n.to_string(),
+            1 => format!("{n}.5"),
+            2 => format!("{n}e10"),
+            3 => format!("0x{n:X}"),
+            _ => format!("-{n}"),
+        };
+        let sql = format!("SELECT * FROM t WHERE a = {lit} AND b IN ({lit}, {lit})");
+        let a = analyze(&sql, &SanitizeOptions::new(d));
+        let digits = n.to_string();
+        prop_assert!(!a.sanitized.contains(&digits[..6]), "leaked: {:?} -> {:?}", sql, a.sanitized);
+        prop_assert!(!a.summary.contains(&digits[..6]));
+    }
+}
