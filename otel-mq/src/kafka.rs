@@ -1,4 +1,4 @@
-//! Kafka instrumentation for [`rdkafka`](::rdkafka) (feature `kafka`).
+//! Kafka instrumentation for [`rdkafka`] (feature `kafka`).
 //!
 //! * [`Kafka::send`] sends a [`FutureRecord`] through a [`FutureProducer`] under a PRODUCER span
 //!   `send {topic}` whose context is injected into the record headers; the span ends with the

@@ -1,7 +1,7 @@
 //! The broker-independent messaging model: destinations and their naming rules, operation types,
 //! span builders for send / process / settle and the four semconv messaging metrics.
 //!
-//! Every adapter ([`crate::lapin`], [`crate::kafka`], [`crate::nats`]) is a thin translation into
+//! Every adapter ([`crate::rabbitmq`], [`crate::kafka`], [`crate::nats`]) is a thin translation into
 //! this model; the span and metric logic is written once, here.
 
 // Crate-internal helpers are used by some adapters only; with fewer features some are unused.

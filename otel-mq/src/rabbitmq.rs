@@ -1,4 +1,4 @@
-//! RabbitMQ instrumentation for [`lapin`](::lapin) (feature `lapin`).
+//! RabbitMQ instrumentation for [`lapin`] (feature `lapin`).
 //!
 //! * [`RabbitMq::channel`] wraps a [`Channel`]: [`TracedChannel::basic_publish`] makes a PRODUCER
 //!   span `publish {destination}`, injects its context into the message's AMQP `headers` table
