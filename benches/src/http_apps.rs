@@ -151,8 +151,13 @@ fn app() -> Router {
     Router::new().route("/users/{id}", get(user))
 }
 
-/// The application wrapped by `variant`.
+/// The application wrapped by `variant`, finalised with `with_state(())` as `axum::serve` does
+/// (otherwise axum would re-box every route handler on each call).
 pub fn router(variant: Variant, sdk: &Sdk) -> Router {
+    layered(variant, sdk).with_state(())
+}
+
+fn layered(variant: Variant, sdk: &Sdk) -> Router {
     match variant {
         Variant::Bare => app(),
         Variant::OtelHttp => app().layer(otel_http::HttpServerLayer::with_instrumentation(sdk.instrumentation())),

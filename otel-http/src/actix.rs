@@ -134,6 +134,11 @@ impl HttpServerMiddleware {
         self.map(|l| l.with_server_address_on_metrics(enabled))
     }
 
+    /// See [`HttpServerLayer::with_route_handle`].
+    pub fn with_route_handle(self, enabled: bool) -> Self {
+        self.map(|l| l.with_route_handle(enabled))
+    }
+
     /// See [`HttpServerLayer::with_response_body_size`].
     pub fn with_response_body_size(self, enabled: bool) -> Self {
         self.map(|l| l.with_response_body_size(enabled))
@@ -252,7 +257,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        state: Option<RequestState>,
+        state: Option<Box<RequestState>>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -265,7 +270,7 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    fn instrumented(inner: F, state: RequestState) -> Self {
+    fn instrumented(inner: F, state: Box<RequestState>) -> Self {
         Self {
             inner,
             state: Some(state),
@@ -316,7 +321,7 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        state: Option<RequestState>,
+        state: Option<Box<RequestState>>,
         // Bytes still to come for a body of known size.
         remaining: Option<u64>,
     }
@@ -331,7 +336,7 @@ pin_project! {
 }
 
 impl<B: MessageBody> ResponseBody<B> {
-    fn new(inner: B, mut state: RequestState) -> Self {
+    fn new(inner: B, mut state: Box<RequestState>) -> Self {
         let remaining = match inner.size() {
             BodySize::None | BodySize::Sized(0) => {
                 // Nothing to stream: actix drops the body after the head.

@@ -173,6 +173,12 @@ pub fn redact_query(query: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The byte index of the last `c` in `s`. A plain loop: for the short strings here it beats the
+/// general-purpose `memrchr` behind `rsplit_once`.
+fn rfind_byte(s: &str, c: u8) -> Option<usize> {
+    s.bytes().rposition(|b| b == c)
+}
+
 /// Splits `host[:port]`, `[v6]` or `[v6]:port`. Returns `None` for an empty host. A port that
 /// does not parse is dropped; an unbracketed IPv6 address is returned whole.
 pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
@@ -183,10 +189,10 @@ pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         let port = rest[end + 1..].strip_prefix(':');
         (host, port)
     } else {
-        match s.rsplit_once(':') {
+        match rfind_byte(s, b':') {
             // More than one colon and no brackets: a bare IPv6 address.
-            Some((h, _)) if h.contains(':') => (s, None),
-            Some((h, p)) => (h, Some(p)),
+            Some(i) if s[..i].contains(':') => (s, None),
+            Some(i) => (&s[..i], Some(&s[i + 1..])),
             None => (s, None),
         }
     };
@@ -207,29 +213,125 @@ pub fn default_port(scheme: &str) -> Option<u16> {
     }
 }
 
+// Pre-built names: looking a header up by `&str` parses and validates the name on every request.
+static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
+/// The request headers the server attributes are read from, found in one pass over the header
+/// map (the first value of each). One scan is cheaper than a hashed lookup per name, and most of
+/// these headers are absent.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerHeaders<'a> {
+    forwarded: Option<&'a str>,
+    x_forwarded_for: Option<&'a str>,
+    x_forwarded_host: Option<&'a str>,
+    x_forwarded_proto: Option<&'a str>,
+    host: Option<&'a str>,
+    user_agent: Option<&'a http::HeaderValue>,
+}
+
+impl<'a> ServerHeaders<'a> {
+    /// Reads the relevant headers of `headers`.
+    pub fn scan(headers: &'a HeaderMap) -> Self {
+        let mut h = ServerHeaders::default();
+        let text = |v: &'a http::HeaderValue| v.to_str().ok();
+        for (name, value) in headers {
+            if *name == http::header::HOST {
+                h.host = h.host.or_else(|| text(value));
+            } else if *name == http::header::USER_AGENT {
+                h.user_agent = h.user_agent.or(Some(value));
+            } else if *name == http::header::FORWARDED {
+                h.forwarded = h.forwarded.or_else(|| text(value));
+            } else if name.as_str().len() > 10 && name.as_str().starts_with("x-forwarded-") {
+                if *name == X_FORWARDED_FOR {
+                    h.x_forwarded_for = h.x_forwarded_for.or_else(|| text(value));
+                } else if *name == X_FORWARDED_HOST {
+                    h.x_forwarded_host = h.x_forwarded_host.or_else(|| text(value));
+                } else if *name == X_FORWARDED_PROTO {
+                    h.x_forwarded_proto = h.x_forwarded_proto.or_else(|| text(value));
+                }
+            }
+        }
+        h
+    }
+
+    /// The `User-Agent` header.
+    pub fn user_agent(&self) -> Option<&'a http::HeaderValue> {
+        self.user_agent
+    }
+
+    /// The value of parameter `name` (`for`, `host`, `proto`) in the first `Forwarded` element.
+    fn forwarded_param(&self, name: &str) -> Option<&'a str> {
+        forwarded_param_in(self.forwarded?, name)
+    }
+
+    /// See [`server_scheme`].
+    pub fn scheme(&self, uri: &Uri) -> &'static str {
+        fn known(s: &str) -> Option<&'static str> {
+            if s.eq_ignore_ascii_case("https") {
+                Some("https")
+            } else if s.eq_ignore_ascii_case("http") {
+                Some("http")
+            } else {
+                None
+            }
+        }
+        self.forwarded_param("proto")
+            .and_then(known)
+            .or_else(|| {
+                self.x_forwarded_proto
+                    .and_then(|v| v.split(',').next())
+                    .and_then(|v| known(v.trim()))
+            })
+            .or_else(|| uri.scheme_str().and_then(known))
+            .unwrap_or("http")
+    }
+
+    /// See [`server_address`].
+    pub fn server_address(&self, uri: &'a Uri, scheme: &str) -> Option<(&'a str, Option<u16>)> {
+        let source = self
+            .forwarded_param("host")
+            .or_else(|| self.x_forwarded_host.and_then(|v| v.split(',').next()))
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .or(self.host)?;
+        // Userinfo never belongs in server.address.
+        let source = rfind_byte(source, b'@').map_or(source, |i| &source[i + 1..]);
+        let (host, port) = split_host_port(source)?;
+        Some((host, port.or_else(|| default_port(scheme))))
+    }
+
+    /// See [`forwarded_client`].
+    pub fn client(&self) -> Option<&'a str> {
+        let from_forwarded = self.forwarded_param("for").map(strip_node_port);
+        let candidate = from_forwarded.or_else(|| {
+            self.x_forwarded_for
+                .and_then(|v| v.split(',').next())
+                .map(strip_node_port)
+        })?;
+        (!candidate.is_empty() && !candidate.eq_ignore_ascii_case("unknown")).then_some(candidate)
+    }
+}
+
 fn header_str(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The first element of the first `Forwarded` header (RFC 7239), split at commas outside quotes.
-fn first_forwarded_element(headers: &HeaderMap) -> Option<&str> {
-    let value = header_str(headers, http::header::FORWARDED)?;
+/// The first element of a `Forwarded` header value (RFC 7239), split at commas outside quotes.
+fn first_forwarded_element(value: &str) -> &str {
     let mut in_quotes = false;
     for (i, c) in value.char_indices() {
         match c {
             '"' => in_quotes = !in_quotes,
-            ',' if !in_quotes => return Some(&value[..i]),
+            ',' if !in_quotes => return &value[..i],
             _ => {}
         }
     }
-    Some(value)
+    value
 }
 
-/// The value of parameter `name` (`for`, `host`, `proto`) in the first `Forwarded` element,
-/// unquoted; `None` when absent or empty.
-pub fn forwarded_param<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let element = first_forwarded_element(headers)?;
-    element.split(';').find_map(|pair| {
+fn forwarded_param_in<'a>(forwarded: &'a str, name: &str) -> Option<&'a str> {
+    first_forwarded_element(forwarded).split(';').find_map(|pair| {
         let (k, v) = pair.split_once('=')?;
         if !k.trim().eq_ignore_ascii_case(name) {
             return None;
@@ -240,28 +342,17 @@ pub fn forwarded_param<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str
     })
 }
 
+/// The value of parameter `name` (`for`, `host`, `proto`) in the first `Forwarded` element,
+/// unquoted; `None` when absent or empty.
+pub fn forwarded_param<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    ServerHeaders::scan(headers).forwarded_param(name)
+}
+
 /// `url.scheme` of a server request: `Forwarded#proto`, then `X-Forwarded-Proto`, then the
 /// request URI's scheme (HTTP/2 `:scheme`), else `http`. Only `http` and `https` are accepted from
 /// headers (the value lands on metrics, so a peer must not be able to choose it freely).
 pub fn server_scheme(uri: &Uri, headers: &HeaderMap) -> &'static str {
-    fn known(s: &str) -> Option<&'static str> {
-        if s.eq_ignore_ascii_case("https") {
-            Some("https")
-        } else if s.eq_ignore_ascii_case("http") {
-            Some("http")
-        } else {
-            None
-        }
-    }
-    forwarded_param(headers, "proto")
-        .and_then(known)
-        .or_else(|| {
-            header_str(headers, "x-forwarded-proto")
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| known(v.trim()))
-        })
-        .or_else(|| uri.scheme_str().and_then(known))
-        .unwrap_or("http")
+    ServerHeaders::scan(headers).scheme(uri)
 }
 
 /// `server.address` and `server.port` of a server request: from `Forwarded#host`, then
@@ -269,14 +360,7 @@ pub fn server_scheme(uri: &Uri, headers: &HeaderMap) -> &'static str {
 /// Host and port come from the same source; without an explicit port the scheme's default port
 /// is used.
 pub fn server_address<'a>(uri: &'a Uri, headers: &'a HeaderMap, scheme: &str) -> Option<(&'a str, Option<u16>)> {
-    let source = forwarded_param(headers, "host")
-        .or_else(|| header_str(headers, "x-forwarded-host").and_then(|v| v.split(',').next()))
-        .or_else(|| uri.authority().map(|a| a.as_str()))
-        .or_else(|| header_str(headers, http::header::HOST))?;
-    // Userinfo never belongs in server.address.
-    let source = source.rsplit_once('@').map_or(source, |(_, h)| h);
-    let (host, port) = split_host_port(source)?;
-    Some((host, port.or_else(|| default_port(scheme))))
+    ServerHeaders::scan(headers).server_address(uri, scheme)
 }
 
 fn strip_node_port(node: &str) -> &str {
@@ -293,13 +377,7 @@ fn strip_node_port(node: &str) -> &str {
 /// `client.address` of a server request: `Forwarded#for`, then the first `X-Forwarded-For`
 /// entry, without port; `None` when neither is present (use the peer address then).
 pub fn forwarded_client(headers: &HeaderMap) -> Option<&str> {
-    let from_forwarded = forwarded_param(headers, "for").map(strip_node_port);
-    let candidate = from_forwarded.or_else(|| {
-        header_str(headers, "x-forwarded-for")
-            .and_then(|v| v.split(',').next())
-            .map(strip_node_port)
-    })?;
-    (!candidate.is_empty() && !candidate.eq_ignore_ascii_case("unknown")).then_some(candidate)
+    ServerHeaders::scan(headers).client()
 }
 
 /// A header value as text (invalid UTF-8 replaced); `None` when empty.

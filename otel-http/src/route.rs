@@ -49,7 +49,8 @@ impl HttpRoute {
 }
 
 /// A handle to refine the route of the request being served, found in the request extensions of
-/// every request the server layer instruments.
+/// every request when the server layer is built with
+/// [`with_route_handle(true)`](crate::HttpServerLayer::with_route_handle).
 ///
 /// ```
 /// use otel_http::RouteHandle;
@@ -91,15 +92,24 @@ impl RouteHandle {
     }
 }
 
+/// A route found at the start of a request.
+pub(crate) enum StartRoute<'a> {
+    /// An explicit [`HttpRoute`].
+    Explicit(StringValue),
+    /// A framework's matched route template (axum's `MatchedPath`), still borrowed.
+    #[allow(dead_code)] // only constructed with the `axum` feature
+    Matched(&'a str),
+}
+
 /// The route known when the request starts: an explicit [`HttpRoute`], else axum's
 /// `MatchedPath`.
-pub(crate) fn route_at_start(extensions: &http::Extensions) -> Option<StringValue> {
+pub(crate) fn route_at_start(extensions: &http::Extensions) -> Option<StartRoute<'_>> {
     if let Some(r) = extensions.get::<HttpRoute>() {
-        return Some(r.value());
+        return Some(StartRoute::Explicit(r.value()));
     }
     #[cfg(feature = "axum")]
     if let Some(m) = extensions.get::<axum::extract::MatchedPath>() {
-        return Some(StringValue::from(Arc::<str>::from(m.as_str())));
+        return Some(StartRoute::Matched(m.as_str()));
     }
     None
 }

@@ -358,6 +358,7 @@ async fn streaming_body_is_timed_to_its_end_and_sized() {
 async fn header_capture_forwarding_headers_and_late_route() {
     let t = TestTelemetry::new();
     let mw = middleware(&t)
+        .with_route_handle(true)
         .with_request_headers(["X-Request-Id", "x-absent"])
         .with_response_headers(["x-served-by"])
         .with_server_address_on_metrics(true);

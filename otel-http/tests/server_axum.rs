@@ -676,7 +676,7 @@ async fn late_route_updates_rename_the_span() {
             resp.extensions_mut().insert(HttpRoute::new("/static/{*file}"));
             resp
         })
-        .layer(layer(&t));
+        .layer(layer(&t).with_route_handle(true));
     let addr = serve_axum(app).await;
     let c = client();
     send(&c, get_req(addr, "/handle", &[])).await;
@@ -777,4 +777,27 @@ async fn unsampled_requests_still_record_metrics() {
         ],
     );
     assert_eq!(p.count, 2, "both requests are measured");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_handle_is_opt_in() {
+    let t = TestTelemetry::new();
+    let app = Router::new()
+        .route(
+            "/probe",
+            get(|req: Request| async move {
+                if req.extensions().get::<RouteHandle>().is_some() {
+                    "present"
+                } else {
+                    "absent"
+                }
+            }),
+        )
+        .layer(layer(&t));
+    let addr = serve_axum(app).await;
+    let (status, _, body) = send(&client(), get_req(addr, "/probe", &[])).await;
+    assert_eq!(status, 200);
+    assert_eq!(&body[..], b"absent");
+    t.wait_for_spans(1, TIMEOUT);
+    t.span("GET /probe").assert_attr("http.route", "/probe");
 }

@@ -37,6 +37,9 @@ use opentelemetry::propagation::{text_map_propagator::FieldIter, Extractor, Inje
 use opentelemetry::Context;
 use std::sync::OnceLock;
 
+// A pre-built name: looking a header up by `&str` parses the name on every request.
+pub(crate) static BAGGAGE_NAME: http::HeaderName = http::HeaderName::from_static(BAGGAGE);
+
 /// The family's default propagator: strict W3C Trace Context plus W3C Baggage.
 ///
 /// [`crate::Instrumentation`] recognises this type and reads `http::HeaderMap`s directly.
@@ -82,10 +85,11 @@ impl W3cPropagator {
     /// Extracts from an [`http::HeaderMap`] without an intermediate extractor; allocation-free for
     /// a `traceparent` alone.
     pub fn extract_headers_with_context(&self, parent: &Context, headers: &http::HeaderMap) -> Context {
-        let cx = self.trace_context.extract_headers_with_context(parent, headers);
+        let found = trace_context::W3cHeaders::scan(headers);
+        let cx = self.trace_context.extract_scanned_with_context(parent, headers, &found);
         match &self.baggage {
-            Some(b) if headers.contains_key(BAGGAGE) => {
-                let baggage = b.parse(headers.get_all(BAGGAGE).iter().filter_map(|v| v.to_str().ok()));
+            Some(b) if found.baggage => {
+                let baggage = b.parse(headers.get_all(&BAGGAGE_NAME).iter().filter_map(|v| v.to_str().ok()));
                 if baggage.is_empty() {
                     cx
                 } else {

@@ -87,17 +87,22 @@ impl W3cTraceContextPropagator {
         &self,
         headers: &http::HeaderMap,
     ) -> Option<(SpanContext, Option<VerbatimTraceState>)> {
-        let mut lines = headers.get_all(&TRACEPARENT_NAME).iter();
-        let first = lines.next()?;
-        if lines.next().is_some() {
+        self.extract_span_context_scanned(headers, &W3cHeaders::scan(headers))
+    }
+
+    pub(crate) fn extract_span_context_scanned(
+        &self,
+        headers: &http::HeaderMap,
+        found: &W3cHeaders<'_>,
+    ) -> Option<(SpanContext, Option<VerbatimTraceState>)> {
+        if found.traceparent_lines != 1 {
             return None;
         }
-        let (trace_id, span_id, flags) = parse_traceparent_bytes(first.as_bytes())?;
-        let mut states = headers.get_all(&TRACESTATE_NAME).iter().peekable();
-        let (trace_state, verbatim) = if states.peek().is_none() {
+        let (trace_id, span_id, flags) = parse_traceparent_bytes(found.traceparent?.as_bytes())?;
+        let (trace_state, verbatim) = if !found.tracestate {
             (TraceState::NONE, None)
         } else {
-            match parse_tracestate(states.map(header_str)) {
+            match parse_tracestate(headers.get_all(&TRACESTATE_NAME).iter().map(header_str)) {
                 Some(parsed) => parsed.into_trace_state(trace_id),
                 None => (TraceState::NONE, None),
             }
@@ -111,12 +116,64 @@ impl W3cTraceContextPropagator {
         self.context_from(parent, self.extract_span_context_from_headers(headers))
     }
 
+    pub(crate) fn extract_scanned_with_context(
+        &self,
+        parent: &Context,
+        headers: &http::HeaderMap,
+        found: &W3cHeaders<'_>,
+    ) -> Context {
+        self.context_from(parent, self.extract_span_context_scanned(headers, found))
+    }
+
     fn context_from(&self, parent: &Context, extracted: Option<(SpanContext, Option<VerbatimTraceState>)>) -> Context {
         match extracted {
             Some((sc, None)) => parent.with_remote_span_context(sc),
             Some((sc, Some(verbatim))) => parent.with_remote_span_context(sc).with_value(verbatim),
             None => parent.clone(),
         }
+    }
+}
+
+/// Header maps up to this many values are scanned once for the W3C fields; larger ones use
+/// hashed lookups (a scan is cheaper than three lookups only while the map is small).
+const SCAN_LIMIT: usize = 24;
+
+/// Where the W3C propagation fields are in a header map, found with one pass (small maps) or a
+/// lookup per field (large maps).
+pub(crate) struct W3cHeaders<'a> {
+    pub(crate) traceparent: Option<&'a http::HeaderValue>,
+    pub(crate) traceparent_lines: usize,
+    pub(crate) tracestate: bool,
+    pub(crate) baggage: bool,
+}
+
+impl<'a> W3cHeaders<'a> {
+    pub(crate) fn scan(headers: &'a http::HeaderMap) -> Self {
+        let mut found = W3cHeaders {
+            traceparent: None,
+            traceparent_lines: 0,
+            tracestate: false,
+            baggage: false,
+        };
+        if headers.len() <= SCAN_LIMIT {
+            for (name, value) in headers {
+                if *name == TRACEPARENT_NAME {
+                    found.traceparent.get_or_insert(value);
+                    found.traceparent_lines += 1;
+                } else if *name == TRACESTATE_NAME {
+                    found.tracestate = true;
+                } else if *name == super::BAGGAGE_NAME {
+                    found.baggage = true;
+                }
+            }
+        } else {
+            let mut lines = headers.get_all(&TRACEPARENT_NAME).iter();
+            found.traceparent = lines.next();
+            found.traceparent_lines = usize::from(found.traceparent.is_some()) + lines.count();
+            found.tracestate = headers.contains_key(&TRACESTATE_NAME);
+            found.baggage = headers.contains_key(&super::BAGGAGE_NAME);
+        }
+        found
     }
 }
 
@@ -526,6 +583,29 @@ mod tests {
         assert!(sc.is_sampled());
         assert!(sc.is_remote());
         assert_eq!(sc.trace_state(), &TraceState::NONE);
+    }
+
+    #[test]
+    fn large_header_maps_use_lookups_with_the_same_rules() {
+        let mut h = http::HeaderMap::new();
+        for i in 0..40 {
+            h.insert(
+                http::HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()).unwrap(),
+                http::HeaderValue::from_static("v"),
+            );
+        }
+        assert!(h.len() > SCAN_LIMIT);
+        h.append("traceparent", http::HeaderValue::from_static(TP));
+        h.append("tracestate", http::HeaderValue::from_static("a=1"));
+        h.append("tracestate", http::HeaderValue::from_static("b=2"));
+        let p = W3cTraceContextPropagator::new();
+        let (sc, _) = p.extract_span_context_from_headers(&h).expect("valid");
+        assert_eq!(sc.trace_state().header(), "a=1,b=2");
+        h.append("traceparent", http::HeaderValue::from_static(TP));
+        assert!(
+            p.extract_span_context_from_headers(&h).is_none(),
+            "two lines are invalid"
+        );
     }
 
     #[test]

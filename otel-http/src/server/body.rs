@@ -15,7 +15,7 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        state: Option<RequestState>,
+        state: Option<Box<RequestState>>,
     }
 
     impl<B> PinnedDrop for ResponseBody<B> {
@@ -29,7 +29,7 @@ pin_project! {
 }
 
 impl<B: Body> ResponseBody<B> {
-    pub(crate) fn new(inner: B, mut state: RequestState) -> Self {
+    pub(crate) fn new(inner: B, mut state: Box<RequestState>) -> Self {
         if inner.is_end_stream() {
             state.body_complete = true;
         }

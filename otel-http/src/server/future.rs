@@ -18,7 +18,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        state: Option<RequestState>,
+        state: Option<Box<RequestState>>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
@@ -32,7 +32,7 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn instrumented(inner: F, state: RequestState) -> Self {
+    pub(crate) fn instrumented(inner: F, state: Box<RequestState>) -> Self {
         Self {
             inner,
             state: Some(state),

@@ -41,14 +41,18 @@ use std::fmt;
 use std::sync::Arc;
 
 use opentelemetry::metrics::{Histogram, UpDownCounter};
+use opentelemetry::StringValue;
 use opentelemetry_semantic_conventions::metric::{
     HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_DURATION, HTTP_SERVER_RESPONSE_BODY_SIZE,
 };
+use otel_core::instruments::BoundInstruments;
+use otel_core::intern::Interner;
 use otel_core::{instruments, Instrumentation, Tracer};
 use tower_layer::Layer;
 
 use crate::attributes::{HeaderCapture, HeaderSide, KnownMethods};
 use crate::filter::Filter;
+use state::{ActiveKey, MetricKey};
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
@@ -84,9 +88,9 @@ pub fn default_span_name(method: &str, route: Option<&str>) -> String {
 pub(crate) struct Shared {
     pub(crate) instrumentation: Instrumentation,
     pub(crate) tracer: Tracer,
-    pub(crate) duration: Histogram<f64>,
-    pub(crate) active: UpDownCounter<i64>,
-    pub(crate) response_body_size: Histogram<u64>,
+    pub(crate) duration: Arc<BoundInstruments<Histogram<f64>, MetricKey, f64>>,
+    pub(crate) active: Arc<BoundInstruments<UpDownCounter<i64>, ActiveKey, i64>>,
+    pub(crate) response_body_size: Arc<BoundInstruments<Histogram<u64>, MetricKey, u64>>,
     pub(crate) known_methods: KnownMethods,
     pub(crate) filter: Option<Filter>,
     pub(crate) span_name: Option<Arc<SpanNameFn>>,
@@ -95,7 +99,17 @@ pub(crate) struct Shared {
     pub(crate) response_headers: HeaderCapture,
     pub(crate) server_address_on_metrics: bool,
     pub(crate) record_response_body_size: bool,
+    pub(crate) route_handle: bool,
+    /// Per (method, matched route): the shared route string and the `&'static` span name.
+    pub(crate) routes: Arc<Interner<(StringValue, &'static str)>>,
+    /// Span names `{method} {route}` interned as `&'static str` (bounded).
+    pub(crate) names: Arc<Interner<&'static str>>,
+    /// Short, repeating request values (server host names, user agents) interned (bounded).
+    pub(crate) values: Arc<Interner<StringValue>>,
 }
+
+/// How many distinct routes and span names are interned per layer.
+const INTERN_CAPACITY: usize = 1024;
 
 /// Instruments an HTTP server: spans, metrics and context propagation per semantic conventions
 /// 1.42. See the [module docs](self) for the behaviour and the `error.type` values.
@@ -128,6 +142,7 @@ impl fmt::Debug for HttpServerLayer {
             .field("response_headers", &self.shared.response_headers)
             .field("server_address_on_metrics", &self.shared.server_address_on_metrics)
             .field("record_response_body_size", &self.shared.record_response_body_size)
+            .field("route_handle", &self.shared.route_handle)
             .finish()
     }
 }
@@ -167,13 +182,15 @@ impl HttpServerLayer {
             HTTP_SERVER_RESPONSE_BODY_SIZE,
             "Size of HTTP server response bodies.",
         );
+        // Bound instruments per attribute combination skip the SDK's attribute hashing.
+        let capacity = instrumentation.bound_instrument_capacity();
         Self {
             shared: Arc::new(Shared {
                 instrumentation,
                 tracer,
-                duration,
-                active,
-                response_body_size,
+                duration: Arc::new(BoundInstruments::new(duration, capacity)),
+                active: Arc::new(BoundInstruments::new(active, capacity)),
+                response_body_size: Arc::new(BoundInstruments::new(response_body_size, capacity)),
                 known_methods: KnownMethods::from_env(),
                 filter: None,
                 span_name: None,
@@ -182,6 +199,10 @@ impl HttpServerLayer {
                 response_headers: HeaderCapture::default(),
                 server_address_on_metrics: false,
                 record_response_body_size: false,
+                route_handle: false,
+                routes: Arc::new(Interner::new(INTERN_CAPACITY)),
+                names: Arc::new(Interner::new(INTERN_CAPACITY)),
+                values: Arc::new(Interner::new(INTERN_CAPACITY)),
             }),
         }
     }
@@ -254,6 +275,15 @@ impl HttpServerLayer {
     /// streamed to the client.
     pub fn with_response_body_size(mut self, enabled: bool) -> Self {
         self.shared_mut().record_response_body_size = enabled;
+        self
+    }
+
+    /// Puts a [`RouteHandle`](crate::RouteHandle) into the extensions of every request, so a
+    /// handler can refine the route after routing (off by default: it costs two allocations per
+    /// request). Setting an [`HttpRoute`](crate::HttpRoute) in the response extensions works
+    /// without it.
+    pub fn with_route_handle(mut self, enabled: bool) -> Self {
+        self.shared_mut().route_handle = enabled;
         self
     }
 }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use http::request::Parts;
 use http::{Method, Response};
+use opentelemetry::metrics::BoundUpDownCounter;
 use opentelemetry::trace::{Link, Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute::{
@@ -20,14 +21,83 @@ use opentelemetry_semantic_conventions::attribute::{
     URL_PATH, URL_QUERY, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
 use otel_core::instruments::seconds;
+use otel_core::intern::Interner;
 use otel_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
 
 use super::{default_span_name, Shared, ERROR_TYPE_BODY_INCOMPLETE, ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
 use crate::attributes::{
-    forwarded_client, header_text, peer_addr, protocol_version, redact_query, server_address, server_scheme,
-    HeaderCapture, NormalizedMethod,
+    header_text, peer_addr, protocol_version, redact_query, HeaderCapture, NormalizedMethod, ServerHeaders,
 };
-use crate::route::{route_at_start, HttpRoute, RouteHandle};
+use crate::route::{route_at_start, HttpRoute, RouteHandle, StartRoute};
+
+/// Values longer than this are never interned, which bounds the interner's memory.
+const MAX_INTERNED_LEN: usize = 256;
+
+/// `value` as a shared string from `interner` (no allocation once seen), or freshly allocated
+/// when it is long or the interner is full. For repeating, peer-supplied values (host names, user
+/// agents): the capacity and length limits keep a peer from growing memory.
+fn interned(interner: &Interner<StringValue>, value: &str) -> StringValue {
+    if value.len() <= MAX_INTERNED_LEN {
+        if let Some(v) = interner.get_or_insert_with(&[value], || StringValue::from(Arc::<str>::from(value))) {
+            return v;
+        }
+    }
+    StringValue::from(value.to_owned())
+}
+
+/// The attributes of `http.server.active_requests`: method, scheme and (opt-in) server address.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct ActiveKey {
+    method: StringValue,
+    scheme: &'static str,
+    server: Option<(Box<str>, Option<u16>)>,
+}
+
+impl ActiveKey {
+    pub(crate) fn attributes(&self) -> Vec<KeyValue> {
+        let mut attrs = Vec::with_capacity(8);
+        attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, Value::String(self.method.clone())));
+        attrs.push(KeyValue::new(URL_SCHEME, self.scheme));
+        if let Some((host, port)) = &self.server {
+            attrs.push(KeyValue::new(SERVER_ADDRESS, host.to_string()));
+            if let Some(port) = port {
+                attrs.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
+            }
+        }
+        attrs
+    }
+}
+
+/// The attributes of `http.server.request.duration` (and the body size): the active-requests
+/// attributes plus status, route, `error.type` and protocol version. Every part is
+/// low-cardinality, which keeps the bound-instrument cache small.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct MetricKey {
+    active: ActiveKey,
+    status: Option<u16>,
+    route: Option<StringValue>,
+    error: Option<Cow<'static, str>>,
+    version: Option<&'static str>,
+}
+
+impl MetricKey {
+    fn attributes(&self) -> Vec<KeyValue> {
+        let mut attrs = self.active.attributes();
+        if let Some(s) = self.status {
+            attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(s)));
+        }
+        if let Some(r) = &self.route {
+            attrs.push(KeyValue::new(HTTP_ROUTE, Value::String(r.clone())));
+        }
+        if let Some(e) = &self.error {
+            attrs.push(KeyValue::new(ERROR_TYPE, e.clone()));
+        }
+        if let Some(v) = self.version {
+            attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
+        }
+        attrs
+    }
+}
 
 /// Everything one instrumented request carries from start to end. Dropping it ends the span,
 /// records the duration and decrements the active-requests counter: every path (response body
@@ -38,10 +108,13 @@ pub(crate) struct RequestState {
     start: Instant,
     method: NormalizedMethod,
     start_route: Option<StringValue>,
-    route_handle: RouteHandle,
+    route_handle: Option<RouteHandle>,
     response_route: Option<StringValue>,
-    /// Attributes of the active-requests increment; extended for the duration at the end.
-    metric_attrs: Vec<KeyValue>,
+    /// Identifies the attributes of the active-requests increment; the decrement and the
+    /// duration's attributes start from it. Taken in `drop`.
+    active_key: Option<ActiveKey>,
+    /// The bound counter the increment went through, so the decrement hits the same stream.
+    active_handle: Option<BoundUpDownCounter<i64>>,
     protocol_version: Option<&'static str>,
     status: Option<u16>,
     /// Set when the request failed other than by a 5xx status.
@@ -68,14 +141,14 @@ fn span_name(shared: &Shared, method: &str, route: Option<&str>) -> Cow<'static,
             "HTTP" => Cow::Borrowed("HTTP"),
             other => Cow::Owned(other.to_owned()),
         },
-        (None, route) => Cow::Owned(default_span_name(method, route)),
+        (None, Some(route)) => otel_core::intern::static_name(&shared.names, &[method, route]),
     }
 }
 
 impl RequestState {
     /// Starts the span (parent extracted from the headers) and increments the active requests.
-    /// Inserts the request's [`RouteHandle`] into `parts.extensions`.
-    pub(crate) fn start(shared: &Arc<Shared>, parts: &mut Parts) -> Self {
+    /// Inserts the request's [`RouteHandle`] into `parts.extensions` when the layer asks for one.
+    pub(crate) fn start(shared: &Arc<Shared>, parts: &mut Parts) -> Box<Self> {
         let start = Instant::now();
         let method = shared.known_methods.normalize(&parts.method);
         let extracted = shared
@@ -90,17 +163,41 @@ impl RequestState {
             (extracted, None)
         };
 
-        let scheme = server_scheme(&parts.uri, &parts.headers);
-        let server = server_address(&parts.uri, &parts.headers, scheme);
-        let start_route = route_at_start(&parts.extensions);
-        let name = span_name(
-            shared,
-            method.span_name(),
-            start_route.as_ref().map(StringValue::as_str),
-        );
+        let view = ServerHeaders::scan(&parts.headers);
+        let scheme = view.scheme(&parts.uri);
+        let server = view.server_address(&parts.uri, scheme);
+        let (start_route, name) = match route_at_start(&parts.extensions) {
+            // The common case (axum): one interner lookup gives the shared route string and the
+            // span name, so neither is allocated per request.
+            Some(StartRoute::Matched(route)) if shared.span_name.is_none() => {
+                let m = method.span_name();
+                let make = || {
+                    let name: &'static str = Box::leak(default_span_name(m, Some(route)).into_boxed_str());
+                    (StringValue::from(Arc::<str>::from(route)), name)
+                };
+                match shared.routes.get_or_insert_with(&[m, route], make) {
+                    Some((value, name)) => (Some(value), Cow::Borrowed(name)),
+                    None => (
+                        Some(StringValue::from(route.to_owned())),
+                        Cow::Owned(default_span_name(m, Some(route))),
+                    ),
+                }
+            }
+            Some(StartRoute::Matched(route)) => {
+                let value = StringValue::from(route.to_owned());
+                let name = span_name(shared, method.span_name(), Some(route));
+                (Some(value), name)
+            }
+            Some(StartRoute::Explicit(value)) => {
+                let name = span_name(shared, method.span_name(), Some(value.as_str()));
+                (Some(value), name)
+            }
+            None => (None, span_name(shared, method.span_name(), None)),
+        };
 
         // Sampling-relevant attributes: they must be on the builder, before the sampler runs.
-        let mut attrs = Vec::with_capacity(10);
+        // Room for the attributes added at the end too, so the span's list never reallocates.
+        let mut attrs = Vec::with_capacity(16);
         attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, Value::String(method.value.clone())));
         if method.is_other {
             attrs.push(KeyValue::new(
@@ -114,13 +211,16 @@ impl RequestState {
             attrs.push(KeyValue::new(URL_QUERY, redact_query(q).into_owned()));
         }
         if let Some((host, port)) = server {
-            attrs.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
+            attrs.push(KeyValue::new(
+                SERVER_ADDRESS,
+                Value::String(interned(&shared.values, host)),
+            ));
             if let Some(port) = port {
                 attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
             }
         }
         let peer = peer_addr(&parts.extensions);
-        match forwarded_client(&parts.headers) {
+        match view.client() {
             Some(client) => attrs.push(KeyValue::new(CLIENT_ADDRESS, client.to_owned())),
             None => {
                 if let Some(peer) = peer {
@@ -128,10 +228,20 @@ impl RequestState {
                 }
             }
         }
-        if let Some(ua) = parts.headers.get(http::header::USER_AGENT).and_then(header_text) {
-            attrs.push(KeyValue::new(USER_AGENT_ORIGINAL, Value::String(ua)));
+        if let Some(ua) = view.user_agent() {
+            let value = match ua.to_str() {
+                Ok(text) if !text.is_empty() => Some(interned(&shared.values, text)),
+                _ => header_text(ua),
+            };
+            if let Some(v) = value {
+                attrs.push(KeyValue::new(USER_AGENT_ORIGINAL, Value::String(v)));
+            }
         }
         shared.request_headers.collect(&parts.headers, &mut attrs);
+        let version = protocol_version(parts.version);
+        if let Some(v) = version {
+            attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
+        }
 
         let mut builder = SpanBuilder::from_name(name)
             .with_kind(SpanKind::Server)
@@ -140,11 +250,7 @@ impl RequestState {
             builder = builder.with_links(vec![link]);
         }
         let mut span = shared.tracer.build_with_context(builder, &parent);
-        let version = protocol_version(parts.version);
         if span.is_recording() {
-            if let Some(v) = version {
-                span.set_attribute(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
-            }
             if let Some(peer) = peer {
                 span.set_attribute(KeyValue::new(NETWORK_PEER_ADDRESS, peer.ip().to_string()));
                 span.set_attribute(KeyValue::new(NETWORK_PEER_PORT, i64::from(peer.port())));
@@ -153,23 +259,30 @@ impl RequestState {
 
         // Metric attributes known at start: the active-requests increment and decrement use
         // exactly these.
-        let mut metric_attrs = Vec::with_capacity(9);
-        metric_attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, Value::String(method.value.clone())));
-        metric_attrs.push(KeyValue::new(URL_SCHEME, scheme));
-        if shared.server_address_on_metrics {
-            if let Some((host, port)) = server {
-                metric_attrs.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
-                if let Some(port) = port {
-                    metric_attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
-                }
-            }
+        let active_key = ActiveKey {
+            method: method.value.clone(),
+            scheme,
+            server: if shared.server_address_on_metrics {
+                server.map(|(host, port)| (Box::from(host), port))
+            } else {
+                None
+            },
+        };
+        let active_handle = shared.active.handle(&active_key, || active_key.attributes());
+        match &active_handle {
+            Some(h) => h.add(1),
+            None => shared.active.instrument().add(1, &active_key.attributes()),
         }
-        shared.active.add(1, &metric_attrs);
 
-        let route_handle = RouteHandle::new();
-        parts.extensions.insert(route_handle.clone());
+        let route_handle = shared.route_handle.then(|| {
+            let handle = RouteHandle::new();
+            parts.extensions.insert(handle.clone());
+            handle
+        });
 
-        Self {
+        // Boxed: the state travels inside the response future and body through every layer
+        // above, and moving a pointer is cheaper than copying the state at each step.
+        Box::new(Self {
             shared: Arc::clone(shared),
             cx: parent.with_span(span),
             start,
@@ -178,13 +291,14 @@ impl RequestState {
             start_route,
             route_handle,
             response_route: None,
-            metric_attrs,
+            active_key: Some(active_key),
+            active_handle,
             protocol_version: version,
             status: None,
             error_type: None,
             body_bytes: 0,
             body_complete: false,
-        }
+        })
     }
 
     /// Records what the response head tells: status, response route, captured headers.
@@ -235,20 +349,20 @@ impl RequestState {
     }
 
     /// Ends a request whose response future was dropped before it produced a response.
-    pub(crate) fn cancel(mut self) {
+    pub(crate) fn cancel(mut self: Box<Self>) {
         self.error_type = Some(Cow::Borrowed(ERROR_TYPE_CANCELLED));
     }
 
     /// Ends a request whose response body was dropped: `response_body_incomplete` unless the body
     /// reached its end (or was not expected) or another error was recorded.
-    pub(crate) fn body_dropped(mut self) {
+    pub(crate) fn body_dropped(mut self: Box<Self>) {
         if self.error_type.is_none() && self.body_incomplete() {
             self.error_type = Some(Cow::Borrowed(ERROR_TYPE_BODY_INCOMPLETE));
         }
     }
 
     /// Ends a request whose inner service panicked.
-    pub(crate) fn panicked(mut self) {
+    pub(crate) fn panicked(mut self: Box<Self>) {
         self.error_type = Some(Cow::Borrowed(ERROR_TYPE_PANIC));
     }
 }
@@ -256,7 +370,7 @@ impl RequestState {
 /// Polls `inner` with the request's context attached (when `state` holds one). A panic of the
 /// inner future ends the request with `error.type = panic` and is resumed unchanged.
 pub(crate) fn poll_in_context<F: Future>(
-    state: &mut Option<RequestState>,
+    state: &mut Option<Box<RequestState>>,
     inner: Pin<&mut F>,
     cx: &mut TaskContext<'_>,
 ) -> Poll<F::Output> {
@@ -280,7 +394,7 @@ pub(crate) fn poll_in_context<F: Future>(
 
 /// Calls `f` (the inner service's `call`) with the request's context attached. A panic ends the
 /// request with `error.type = panic` and is resumed unchanged.
-pub(crate) fn call_in_context<T>(state: RequestState, f: impl FnOnce() -> T) -> (T, RequestState) {
+pub(crate) fn call_in_context<T>(state: Box<RequestState>, f: impl FnOnce() -> T) -> (T, Box<RequestState>) {
     let called = {
         let _guard = state.cx.clone().attach();
         panic::catch_unwind(AssertUnwindSafe(f))
@@ -299,7 +413,8 @@ impl Drop for RequestState {
         let elapsed = self.start.elapsed();
         let route = self
             .route_handle
-            .value()
+            .as_ref()
+            .and_then(RouteHandle::value)
             .or_else(|| self.response_route.take())
             .or_else(|| self.start_route.clone());
         let error = self.error_type.take().or_else(|| {
@@ -310,23 +425,24 @@ impl Drop for RequestState {
 
         // Metrics first: once the span is exported, the request's metrics are recorded too.
         let shared = &*self.shared;
-        shared.active.add(-1, &self.metric_attrs);
-        let attrs = &mut self.metric_attrs;
-        if let Some(s) = self.status {
-            attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(s)));
-        }
-        if let Some(r) = &route {
-            attrs.push(KeyValue::new(HTTP_ROUTE, Value::String(r.clone())));
-        }
-        if let Some(e) = &error {
-            attrs.push(KeyValue::new(ERROR_TYPE, e.clone()));
-        }
-        if let Some(v) = self.protocol_version {
-            attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
-        }
-        shared.duration.record(seconds(elapsed), attrs);
-        if shared.record_response_body_size {
-            shared.response_body_size.record(self.body_bytes, attrs);
+        if let Some(active) = self.active_key.take() {
+            match &self.active_handle {
+                Some(h) => h.add(-1),
+                None => shared.active.instrument().add(-1, &active.attributes()),
+            }
+            let key = MetricKey {
+                active,
+                status: self.status,
+                route: route.clone(),
+                error: error.clone(),
+                version: self.protocol_version,
+            };
+            shared.duration.record(&key, seconds(elapsed), || key.attributes());
+            if shared.record_response_body_size {
+                shared
+                    .response_body_size
+                    .record(&key, self.body_bytes, || key.attributes());
+            }
         }
 
         let span = self.cx.span();

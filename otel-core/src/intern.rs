@@ -1,0 +1,142 @@
+//! Bounded interning of low-cardinality strings (route templates, span names), so the hot path
+//! can reuse one value instead of allocating per operation.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::RwLock;
+
+use crate::instruments::FxBuildHasher;
+
+type Bucket<V> = Vec<(Box<[Box<str>]>, V)>;
+
+/// Maps a short sequence of strings (e.g. method and route) to a value created once.
+///
+/// Lookups hash the parts without allocating. At most `capacity` entries are kept: once full,
+/// [`Interner::get_or_insert_with`] returns `None` for new keys and the caller falls back to its
+/// per-call path, so memory stays bounded whatever the input.
+pub struct Interner<V> {
+    buckets: RwLock<HashMap<u64, Bucket<V>, FxBuildHasher>>,
+    capacity: usize,
+}
+
+impl<V> std::fmt::Debug for Interner<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hash_parts(parts: &[&str]) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn same(stored: &[Box<str>], parts: &[&str]) -> bool {
+    stored.len() == parts.len() && stored.iter().zip(parts).all(|(a, b)| &**a == *b)
+}
+
+impl<V: Clone> Interner<V> {
+    /// An interner keeping at most `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            buckets: RwLock::new(HashMap::default()),
+            capacity,
+        }
+    }
+
+    /// The value for `parts`, created with `make` the first time. `None` when `parts` is new and
+    /// the interner is full.
+    pub fn get_or_insert_with(&self, parts: &[&str], make: impl FnOnce() -> V) -> Option<V> {
+        let hash = hash_parts(parts);
+        {
+            let map = self.buckets.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(bucket) = map.get(&hash) {
+                if let Some((_, v)) = bucket.iter().find(|(k, _)| same(k, parts)) {
+                    return Some(v.clone());
+                }
+            }
+            if map.len() >= self.capacity {
+                return None;
+            }
+        }
+        let mut map = self.buckets.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, v)) = map.get(&hash).and_then(|b| b.iter().find(|(k, _)| same(k, parts))) {
+            return Some(v.clone());
+        }
+        if map.len() >= self.capacity {
+            return None;
+        }
+        let value = make();
+        let key: Box<[Box<str>]> = parts.iter().map(|p| Box::from(*p)).collect();
+        map.entry(hash).or_default().push((key, value.clone()));
+        Some(value)
+    }
+
+    /// Number of interned keys (distinct hashes).
+    pub fn len(&self) -> usize {
+        self.buckets.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether nothing is interned.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Interns `parts` joined with spaces as a `&'static str` (for span names, which the OpenTelemetry
+/// API takes as `Cow<'static, str>`). Each distinct name is leaked once; `capacity` bounds the
+/// total. Returns an owned string when the interner is full.
+pub fn static_name(interner: &Interner<&'static str>, parts: &[&str]) -> std::borrow::Cow<'static, str> {
+    let joined = || parts.join(" ");
+    match interner.get_or_insert_with(parts, || Box::leak(joined().into_boxed_str())) {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(joined()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn interns_until_full_then_declines() {
+        let i: Interner<String> = Interner::new(2);
+        let mut made = 0;
+        let mut get = |parts: &[&str]| {
+            i.get_or_insert_with(parts, || {
+                made += 1;
+                parts.join("|")
+            })
+        };
+        assert_eq!(get(&["GET", "/a"]).as_deref(), Some("GET|/a"));
+        assert_eq!(get(&["GET", "/a"]).as_deref(), Some("GET|/a"));
+        assert_eq!(get(&["GET", "/b"]).as_deref(), Some("GET|/b"));
+        assert_eq!(get(&["GET", "/c"]), None, "full");
+        assert_eq!(
+            get(&["GET", "/b"]).as_deref(),
+            Some("GET|/b"),
+            "existing keys still hit"
+        );
+        assert_eq!(made, 2);
+        // Parts are compared as a sequence, not as a concatenation.
+        let j: Interner<u8> = Interner::new(8);
+        assert_eq!(j.get_or_insert_with(&["ab", "c"], || 1), Some(1));
+        assert_eq!(j.get_or_insert_with(&["a", "bc"], || 2), Some(2));
+    }
+
+    #[test]
+    fn static_names_are_borrowed_once_interned() {
+        let i = Interner::new(1);
+        let a = static_name(&i, &["GET", "/users/{id}"]);
+        assert_eq!(a, "GET /users/{id}");
+        assert!(matches!(a, Cow::Borrowed(_)));
+        let b = static_name(&i, &["POST", "/x"]);
+        assert_eq!(b, "POST /x");
+        assert!(matches!(b, Cow::Owned(_)), "over capacity: allocated per call");
+    }
+}
