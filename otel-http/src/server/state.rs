@@ -124,6 +124,8 @@ pub(crate) struct RequestState {
     body_expected: bool,
     /// The response body reached its end.
     pub(crate) body_complete: bool,
+    /// Whether the span records (known at start; saves locking the span to ask at the end).
+    recording: bool,
 }
 
 fn span_name(shared: &Shared, method: &str, route: Option<&str>) -> Cow<'static, str> {
@@ -250,7 +252,8 @@ impl RequestState {
             builder = builder.with_links(vec![link]);
         }
         let mut span = shared.tracer.build_with_context(builder, &parent);
-        if span.is_recording() {
+        let recording = span.is_recording();
+        if recording {
             if let Some(peer) = peer {
                 span.set_attribute(KeyValue::new(NETWORK_PEER_ADDRESS, peer.ip().to_string()));
                 span.set_attribute(KeyValue::new(NETWORK_PEER_PORT, i64::from(peer.port())));
@@ -298,6 +301,7 @@ impl RequestState {
             error_type: None,
             body_bytes: 0,
             body_complete: false,
+            recording,
         })
     }
 
@@ -446,7 +450,7 @@ impl Drop for RequestState {
         }
 
         let span = self.cx.span();
-        if span.is_recording() {
+        if self.recording {
             if route != self.start_route {
                 span.update_name(span_name(
                     shared,
@@ -454,16 +458,16 @@ impl Drop for RequestState {
                     route.as_ref().map(StringValue::as_str),
                 ));
             }
-            if let Some(r) = route {
-                span.set_attribute(KeyValue::new(HTTP_ROUTE, Value::String(r)));
-            }
-            if let Some(s) = self.status {
-                span.set_attribute(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(s)));
-            }
-            if let Some(e) = error {
+            if error.is_some() {
                 span.set_status(Status::error(""));
-                span.set_attribute(KeyValue::new(ERROR_TYPE, e));
             }
+            // One call (one lock of the span) for everything the end adds.
+            let route = route.map(|r| KeyValue::new(HTTP_ROUTE, Value::String(r)));
+            let status = self
+                .status
+                .map(|s| KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(s)));
+            let error = error.map(|e| KeyValue::new(ERROR_TYPE, e));
+            span.set_attributes(route.into_iter().chain(status).chain(error));
         }
         span.end();
     }
