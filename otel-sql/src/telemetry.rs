@@ -15,7 +15,8 @@ use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt, Tr
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
-use otel_core::instruments::{self, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
+use otel_core::instruments::{self, BoundInstruments, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
+use otel_core::intern::Interner;
 use otel_core::Instrumentation;
 use pin_project_lite::pin_project;
 
@@ -32,6 +33,50 @@ pub(crate) struct QueryMeta {
 }
 
 /// Everything an instrumented pool and its connections share.
+/// How many distinct span names (query summaries) are interned per pool.
+const NAME_CAPACITY: usize = 1024;
+
+/// The attributes of one `db.client.operation.duration` point beyond the pool's fixed ones. All
+/// parts are low-cardinality (summaries, not query texts), which keeps the bound cache small.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct DurationKey {
+    summary: Option<StringValue>,
+    operation: Option<StringValue>,
+    collection: Option<StringValue>,
+    status_code: Option<String>,
+    error_type: Option<Cow<'static, str>>,
+}
+
+impl DurationKey {
+    fn attributes(&self, base: &[KeyValue]) -> Vec<KeyValue> {
+        let mut attrs = Vec::with_capacity(base.len() + 5);
+        attrs.extend(base.iter().cloned());
+        if let Some(s) = &self.summary {
+            attrs.push(KeyValue::new(attr::DB_QUERY_SUMMARY, s.clone()));
+        }
+        if let Some(op) = &self.operation {
+            attrs.push(KeyValue::new(attr::DB_OPERATION_NAME, op.clone()));
+        }
+        if let Some(c) = &self.collection {
+            attrs.push(KeyValue::new(attr::DB_COLLECTION_NAME, c.clone()));
+        }
+        if let Some(code) = &self.status_code {
+            attrs.push(KeyValue::new(attr::DB_RESPONSE_STATUS_CODE, code.clone()));
+        }
+        if let Some(e) = &self.error_type {
+            attrs.push(KeyValue::new(attr::ERROR_TYPE, e.clone()));
+        }
+        attrs
+    }
+}
+
+fn string_value(v: &Value) -> StringValue {
+    match v {
+        Value::String(s) => s.clone(),
+        other => StringValue::from(other.as_str().into_owned()),
+    }
+}
+
 pub(crate) struct Shared {
     tracer: otel_core::Tracer,
     /// `db.system.name`, `db.namespace`, `server.address`, `server.port` (those known).
@@ -43,10 +88,14 @@ pub(crate) struct Shared {
     sanitize: SanitizeOptions,
     returned_rows: bool,
     cache: Cache<QueryMeta>,
-    duration: Histogram<f64>,
-    wait_time: Histogram<f64>,
-    use_time: Histogram<f64>,
-    timeouts: Counter<u64>,
+    /// Bound per low-cardinality attribute combination: no per-record attribute hashing.
+    duration: BoundInstruments<Histogram<f64>, DurationKey, f64>,
+    /// The pool metrics have one fixed attribute set: bound once.
+    wait_time: BoundInstruments<Histogram<f64>, (), f64>,
+    use_time: BoundInstruments<Histogram<f64>, (), f64>,
+    timeouts: BoundInstruments<Counter<u64>, (), u64>,
+    /// Span names (query summaries) interned as `&'static str`, bounded.
+    names: Interner<&'static str>,
     pub(crate) pool_attrs: [KeyValue; 1],
     pub(crate) pending: AtomicI64,
     error_kind: fn(&sqlx::Error) -> (Cow<'static, str>, Option<String>),
@@ -65,6 +114,7 @@ impl Shared {
         meter: &Meter,
     ) -> Self {
         let tracer = options.instrumentation.tracer(scope());
+        let capacity = options.instrumentation.bound_instrument_capacity();
         let mut base_attrs = vec![KeyValue::new(attr::DB_SYSTEM_NAME, system)];
         if let Some(ns) = &server.namespace {
             base_attrs.push(KeyValue::new(attr::DB_NAMESPACE, ns.clone()));
@@ -104,30 +154,43 @@ impl Shared {
                 .with_max_len(options.max_text_len),
             returned_rows: options.returned_rows,
             cache: Cache::new(options.cache_capacity),
-            duration: instruments::duration_histogram(
-                meter,
-                metric::DB_CLIENT_OPERATION_DURATION,
-                "Duration of database client operations.",
-                &DB_DURATION_BUCKETS,
+            duration: BoundInstruments::new(
+                instruments::duration_histogram(
+                    meter,
+                    metric::DB_CLIENT_OPERATION_DURATION,
+                    "Duration of database client operations.",
+                    &DB_DURATION_BUCKETS,
+                ),
+                capacity,
             ),
-            wait_time: instruments::duration_histogram(
-                meter,
-                metric::DB_CLIENT_CONNECTION_WAIT_TIME,
-                "The time it took to obtain an open connection from the pool.",
-                &POOL_TIME_BUCKETS,
+            wait_time: BoundInstruments::new(
+                instruments::duration_histogram(
+                    meter,
+                    metric::DB_CLIENT_CONNECTION_WAIT_TIME,
+                    "The time it took to obtain an open connection from the pool.",
+                    &POOL_TIME_BUCKETS,
+                ),
+                capacity.min(1),
             ),
-            use_time: instruments::duration_histogram(
-                meter,
-                metric::DB_CLIENT_CONNECTION_USE_TIME,
-                "The time between borrowing a connection and returning it to the pool.",
-                &POOL_TIME_BUCKETS,
+            use_time: BoundInstruments::new(
+                instruments::duration_histogram(
+                    meter,
+                    metric::DB_CLIENT_CONNECTION_USE_TIME,
+                    "The time between borrowing a connection and returning it to the pool.",
+                    &POOL_TIME_BUCKETS,
+                ),
+                capacity.min(1),
             ),
-            timeouts: instruments::counter(
-                meter,
-                metric::DB_CLIENT_CONNECTION_TIMEOUTS,
-                "{timeout}",
-                "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
+            timeouts: BoundInstruments::new(
+                instruments::counter(
+                    meter,
+                    metric::DB_CLIENT_CONNECTION_TIMEOUTS,
+                    "{timeout}",
+                    "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
+                ),
+                capacity.min(1),
             ),
+            names: Interner::new(NAME_CAPACITY),
             pool_attrs: [KeyValue::new(attr::DB_CLIENT_CONNECTION_POOL_NAME, pool_name)],
             pending: AtomicI64::new(0),
             error_kind: classify_error::<DB>,
@@ -155,14 +218,15 @@ impl Shared {
 
     /// Records the time spent waiting for a connection, and a timeout when it failed so.
     pub(crate) fn record_wait(&self, waited: std::time::Duration, timed_out: bool) {
-        self.wait_time.record(instruments::seconds(waited), &self.pool_attrs);
+        let attrs = || self.pool_attrs.to_vec();
+        self.wait_time.record(&(), instruments::seconds(waited), attrs);
         if timed_out {
-            self.timeouts.add(1, &self.pool_attrs);
+            self.timeouts.record(&(), 1, attrs);
         }
     }
 
     pub(crate) fn record_use(&self, used: std::time::Duration) {
-        self.use_time.record(instruments::seconds(used), &self.pool_attrs);
+        self.use_time.record(&(), instruments::seconds(used), || self.pool_attrs.to_vec());
     }
 }
 
@@ -205,7 +269,7 @@ struct Active {
     /// Attached while the driver's future is polled.
     cx: Context,
     start: Instant,
-    metric_attrs: Vec<KeyValue>,
+    metric_key: DurationKey,
 }
 
 /// One operation: its span starts on the first poll (so the caller's context is the parent)
@@ -240,10 +304,8 @@ impl Op {
         let parent = Context::current();
         let info = parent.get::<QueryInfo>();
         let shared = &self.shared;
-        let mut attrs = Vec::with_capacity(shared.base_attrs.len() + 4);
+        let mut attrs = Vec::with_capacity(shared.base_attrs.len() + 6);
         attrs.extend(shared.base_attrs.iter().cloned());
-        let mut metric_attrs = Vec::with_capacity(shared.base_attrs.len() + 5);
-        metric_attrs.extend(shared.base_attrs.iter().cloned());
 
         let (text, generated_summary, prepare) = match &self.kind {
             OpKind::Query(m) => (m.text.clone(), m.summary.clone(), false),
@@ -267,26 +329,30 @@ impl Op {
         let collection: Option<Value> = info.and_then(|i| i.collection.clone()).map(Value::from);
 
         let name: Cow<'static, str> = match (&summary, &operation, &collection) {
-            (Some(s), _, _) => Cow::Owned(s.as_str().into_owned()),
+            (Some(s), _, _) => otel_core::intern::static_name(&shared.names, &[&s.as_str()]),
             (None, Some(op), Some(c)) => Cow::Owned(format!("{} {}", op.as_str(), c.as_str())),
             (None, Some(op), None) => Cow::Owned(format!("{} {}", op.as_str(), shared.fallback_name)),
             (None, None, Some(c)) => Cow::Owned(c.as_str().into_owned()),
             (None, None, None) => shared.fallback_name.clone(),
         };
+        let metric_key = DurationKey {
+            summary: summary.as_ref().map(string_value),
+            operation: operation.as_ref().map(string_value),
+            collection: collection.as_ref().map(string_value),
+            status_code: None,
+            error_type: None,
+        };
         if let Some(t) = text {
             attrs.push(KeyValue::new(attr::DB_QUERY_TEXT, t));
         }
         if let Some(s) = summary {
-            attrs.push(KeyValue::new(attr::DB_QUERY_SUMMARY, s.clone()));
-            metric_attrs.push(KeyValue::new(attr::DB_QUERY_SUMMARY, s));
+            attrs.push(KeyValue::new(attr::DB_QUERY_SUMMARY, s));
         }
         if let Some(op) = operation {
-            attrs.push(KeyValue::new(attr::DB_OPERATION_NAME, op.clone()));
-            metric_attrs.push(KeyValue::new(attr::DB_OPERATION_NAME, op));
+            attrs.push(KeyValue::new(attr::DB_OPERATION_NAME, op));
         }
         if let Some(c) = collection {
-            attrs.push(KeyValue::new(attr::DB_COLLECTION_NAME, c.clone()));
-            metric_attrs.push(KeyValue::new(attr::DB_COLLECTION_NAME, c));
+            attrs.push(KeyValue::new(attr::DB_COLLECTION_NAME, c));
         }
         let span = shared.tracer.build_with_context(
             SpanBuilder::from_name(name)
@@ -303,7 +369,7 @@ impl Op {
             span,
             cx,
             start: Instant::now(),
-            metric_attrs,
+            metric_key,
         });
     }
 
@@ -341,26 +407,27 @@ impl Op {
             Outcome::Err(err) => {
                 let (error_type, status_code) = (self.shared.error_kind)(err);
                 if let Some(code) = status_code {
-                    let kv = KeyValue::new(attr::DB_RESPONSE_STATUS_CODE, code);
                     if recording {
-                        span.set_attribute(kv.clone());
+                        span.set_attribute(KeyValue::new(attr::DB_RESPONSE_STATUS_CODE, code.clone()));
                     }
-                    active.metric_attrs.push(kv);
+                    active.metric_key.status_code = Some(code);
                 }
                 // The description stays empty: driver messages may quote bound values
                 // (MySQL: "Duplicate entry 'alice' for key ...").
-                let kv = otel_core::status::record_failure(span, error_type, None);
-                active.metric_attrs.push(kv);
+                otel_core::status::record_failure(span, error_type.clone(), None);
+                active.metric_key.error_type = Some(error_type);
             }
             Outcome::Cancelled => {
-                let kv = otel_core::status::record_failure(span, "cancelled", None);
-                active.metric_attrs.push(kv);
+                otel_core::status::record_failure(span, "cancelled", None);
+                active.metric_key.error_type = Some(Cow::Borrowed("cancelled"));
             }
         }
         span.end();
-        self.shared
+        let shared = &self.shared;
+        let key = &active.metric_key;
+        shared
             .duration
-            .record(instruments::seconds(elapsed), &active.metric_attrs);
+            .record(key, instruments::seconds(elapsed), || key.attributes(&shared.base_attrs));
     }
 
     /// Starts and immediately ends the operation (a rollback queued by a dropped
