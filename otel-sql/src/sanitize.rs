@@ -373,6 +373,8 @@ impl Lexer<'_> {
                 if self.dialect == Dialect::MySql {
                     self.quoted(b'"', true);
                     Kind::Literal
+                } else if self.dialect == Dialect::Sqlite {
+                    self.sqlite_double_quoted()
                 } else {
                     self.quoted_ident(b'"')
                 }
@@ -502,6 +504,45 @@ impl Lexer<'_> {
             } else {
                 self.pos += 1;
             }
+        }
+    }
+
+    /// SQLite accepts `"..."` as a string literal when no column of that name exists, so a
+    /// double-quoted token is only trusted as an identifier where a name is expected: after
+    /// `FROM`, `JOIN`, `INTO`, `UPDATE`, `TABLE`, `ON`, `AS` or a `.`, or before a `.` or `(`.
+    /// Anywhere else it is hidden like a string.
+    fn sqlite_double_quoted(&mut self) -> Kind {
+        let start = self.pos;
+        let kind = self.quoted_ident(b'"');
+        if kind != Kind::QuotedIdent {
+            return kind;
+        }
+        let next = self.bytes[self.pos..]
+            .iter()
+            .copied()
+            .find(|c| !c.is_ascii_whitespace());
+        if matches!(next, Some(b'.' | b'(')) {
+            return Kind::QuotedIdent;
+        }
+        let before = &self.bytes[..start];
+        let trimmed_end = before
+            .iter()
+            .rposition(|c| !c.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        let before = &before[..trimmed_end];
+        if before.last() == Some(&b'.') {
+            return Kind::QuotedIdent;
+        }
+        let word_start = before
+            .iter()
+            .rposition(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+            .map_or(0, |i| i + 1);
+        let word = &before[word_start..];
+        const NAME_KEYWORDS: [&[u8]; 8] = [b"from", b"join", b"into", b"update", b"table", b"on", b"as", b"exists"];
+        if NAME_KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k)) {
+            Kind::QuotedIdent
+        } else {
+            Kind::Literal
         }
     }
 

@@ -50,14 +50,16 @@ fn escaped_and_nested_quotes() {
         my(r#"SELECT 'it\'s', "say \"hi\"", "x""y" FROM t"#),
         "SELECT ?, ?, ? FROM t"
     );
-    // PostgreSQL / SQLite: double quotes are identifiers and stay.
+    // PostgreSQL: double quotes are identifiers and stay.
     assert_eq!(
         pg(r#"SELECT "col ""x""" FROM "Users" WHERE a = 'q"q'"#),
         r#"SELECT "col ""x""" FROM "Users" WHERE a = ?"#
     );
+    // SQLite: backticks and brackets are identifiers; a double-quoted token outside a name
+    // position may be a string (SQLite's fallback), so it is hidden.
     assert_eq!(
         lite(r#"SELECT "a", `b`, [c d] FROM t WHERE x = 'y'"#),
-        r#"SELECT "a", `b`, [c d] FROM t WHERE x = ?"#
+        r#"SELECT ?, `b`, [c d] FROM t WHERE x = ?"#
     );
     // MySQL backticks are identifiers.
     assert_eq!(
@@ -374,4 +376,29 @@ proptest! {
         prop_assert!(!a.sanitized.contains(&digits[..6]), "leaked: {:?} -> {:?}", sql, a.sanitized);
         prop_assert!(!a.summary.contains(&digits[..6]));
     }
+}
+
+#[test]
+fn sqlite_double_quoted_values_are_hidden_and_names_kept() {
+    // SQLite runs `"..."` as a string when no such column exists: hidden outside name positions.
+    assert_eq!(
+        lite(r#"SELECT id FROM users WHERE password = "hunter2-Pa55w0rd""#),
+        "SELECT id FROM users WHERE password = ?"
+    );
+    assert_eq!(lite(r#"SELECT "secret@example.com""#), "SELECT ?");
+    assert_eq!(
+        lite(r#"SELECT "t"."name" FROM "users" AS "u" JOIN "orders" ON "u".id = 1"#),
+        r#"SELECT "t"."name" FROM "users" AS "u" JOIN "orders" ON "u".id = ?"#
+    );
+    assert_eq!(
+        lite(r#"INSERT INTO "logs" VALUES ("x")"#),
+        r#"INSERT INTO "logs" VALUES (?)"#
+    );
+    assert_eq!(lite(r#"UPDATE "t" SET a = "v""#), r#"UPDATE "t" SET a = ?"#);
+    assert_eq!(
+        summarize(r#"SELECT * FROM "users" WHERE a = "b""#, Dialect::Sqlite),
+        r#"SELECT "users""#
+    );
+    // PostgreSQL keeps double quotes as identifiers everywhere.
+    assert_eq!(pg(r#"SELECT "password" FROM t"#), r#"SELECT "password" FROM t"#);
 }
