@@ -226,7 +226,8 @@ impl Shared {
     }
 
     pub(crate) fn record_use(&self, used: std::time::Duration) {
-        self.use_time.record(&(), instruments::seconds(used), || self.pool_attrs.to_vec());
+        self.use_time
+            .record(&(), instruments::seconds(used), || self.pool_attrs.to_vec());
     }
 }
 
@@ -425,9 +426,9 @@ impl Op {
         span.end();
         let shared = &self.shared;
         let key = &active.metric_key;
-        shared
-            .duration
-            .record(key, instruments::seconds(elapsed), || key.attributes(&shared.base_attrs));
+        shared.duration.record(key, instruments::seconds(elapsed), || {
+            key.attributes(&shared.base_attrs)
+        });
     }
 
     /// Starts and immediately ends the operation (a rollback queued by a dropped
