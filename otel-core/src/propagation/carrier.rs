@@ -6,11 +6,17 @@ use std::hash::BuildHasher;
 use http::header::{HeaderName, HeaderValue};
 use opentelemetry::propagation::{Extractor, Injector};
 
+/// What [`HeaderExtractor::get_all`] reports for a header line that is not visible ASCII: a
+/// control character, which no propagation format accepts.
+pub const INVALID_HEADER_VALUE: &str = "\u{1}";
+
 /// Reads propagation fields from an [`http::HeaderMap`].
 ///
 /// Unlike a plain `get`, [`Extractor::get_all`] returns every line of a repeated header, which the
 /// W3C rules need (two `traceparent` lines are invalid; `tracestate` lines are concatenated).
-/// Values that are not visible ASCII are skipped.
+/// `get` skips values that are not visible ASCII; `get_all` reports such a line as
+/// [`INVALID_HEADER_VALUE`] so it still counts (a garbled second `traceparent` line still
+/// invalidates the first) and never parses as a valid value.
 #[derive(Debug, Clone, Copy)]
 pub struct HeaderExtractor<'a>(pub &'a http::HeaderMap);
 
@@ -24,7 +30,12 @@ impl Extractor for HeaderExtractor<'_> {
     }
 
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let values: Vec<&str> = self.0.get_all(key).iter().filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<&str> = self
+            .0
+            .get_all(key)
+            .iter()
+            .map(|v| v.to_str().unwrap_or(INVALID_HEADER_VALUE))
+            .collect();
         if values.is_empty() {
             None
         } else {
@@ -221,7 +232,12 @@ mod tests {
         assert_eq!(e.get("tracestate"), Some("a=1"));
         assert_eq!(e.get("TraceState"), Some("a=1"));
         assert_eq!(e.get_all("tracestate"), Some(vec!["a=1", "b=2"]));
-        assert_eq!(e.get("x"), None, "non-ASCII values are skipped");
+        assert_eq!(e.get("x"), None, "non-ASCII values are skipped by get");
+        assert_eq!(
+            e.get_all("x"),
+            Some(vec![INVALID_HEADER_VALUE]),
+            "but still counted by get_all"
+        );
         assert_eq!(e.get_all("missing"), None);
         let mut keys = e.keys();
         keys.sort_unstable();

@@ -26,6 +26,7 @@ mod trace_context;
 pub use baggage::{W3cBaggagePropagator, BAGGAGE, MAX_BYTES as BAGGAGE_MAX_BYTES, MAX_MEMBERS as BAGGAGE_MAX_MEMBERS};
 pub use carrier::{
     HeaderExtractor, HeaderInjector, MessageExtractor, MessageHeaders, MessageHeadersMut, MessageInjector,
+    INVALID_HEADER_VALUE,
 };
 pub use trace_context::{
     format_traceparent, is_valid_tracestate_key, is_valid_tracestate_value, parse_traceparent, parse_traceparent_bytes,

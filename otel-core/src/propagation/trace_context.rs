@@ -177,10 +177,10 @@ impl<'a> W3cHeaders<'a> {
     }
 }
 
-/// Non-ASCII header bytes make a value invalid; mapping it to `"\u{1}"` keeps the line count
-/// (a second, garbled `traceparent` line still invalidates the first) without allocating.
+/// Non-ASCII header bytes make a value invalid; mapping it to an invalid marker keeps the line
+/// count (a second, garbled `traceparent` line still invalidates the first) without allocating.
 fn header_str(v: &http::HeaderValue) -> &str {
-    v.to_str().unwrap_or("\u{1}")
+    v.to_str().unwrap_or(super::INVALID_HEADER_VALUE)
 }
 
 impl TextMapPropagator for W3cTraceContextPropagator {
@@ -583,6 +583,33 @@ mod tests {
         assert!(sc.is_sampled());
         assert!(sc.is_remote());
         assert_eq!(sc.trace_state(), &TraceState::NONE);
+    }
+
+    #[test]
+    fn garbled_second_line_invalidates_on_both_paths() {
+        let mut h = http::HeaderMap::new();
+        h.append("traceparent", http::HeaderValue::from_static(TP));
+        h.append("traceparent", http::HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        let p = W3cTraceContextPropagator::new();
+        assert!(!p
+            .extract_headers_with_context(&Context::new(), &h)
+            .span()
+            .span_context()
+            .is_valid());
+        let generic = p.extract_with_context(&Context::new(), &crate::propagation::HeaderExtractor(&h));
+        assert!(!generic.span().span_context().is_valid());
+        // A garbled tracestate line discards the tracestate on both paths too.
+        let mut h = http::HeaderMap::new();
+        h.append("traceparent", http::HeaderValue::from_static(TP));
+        h.append("tracestate", http::HeaderValue::from_static("a=1"));
+        h.append("tracestate", http::HeaderValue::from_bytes(b"b=\xff").unwrap());
+        for cx in [
+            p.extract_headers_with_context(&Context::new(), &h),
+            p.extract_with_context(&Context::new(), &crate::propagation::HeaderExtractor(&h)),
+        ] {
+            assert!(cx.span().span_context().is_valid());
+            assert_eq!(cx.span().span_context().trace_state().header(), "");
+        }
     }
 
     #[test]
