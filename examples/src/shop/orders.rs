@@ -1,0 +1,161 @@
+//! `orders`: a tonic gRPC server behind otel-grpc's `GrpcServerLayer`; charges the payment (an
+//! internal span), writes the order through otel-sql and publishes `order.created` through
+//! otel-mq's Kafka adapter.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use opentelemetry::trace::{Span as _, SpanKind, Status as SpanStatus, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use otel_core::Instrumentation;
+use otel_grpc::GrpcServerLayer;
+use otel_mq::kafka::Kafka;
+use otel_sql::InstrumentedPool;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::json;
+use sqlx::Sqlite;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+use super::proto::{Orders, OrdersServer, PlaceOrderReply, PlaceOrderRequest};
+
+/// The topic `orders` publishes to and `notifier` consumes.
+pub const ORDER_CREATED: &str = "order.created";
+
+/// A card number the payment step declines (the usual test number for "card declined").
+pub const DECLINED_CARD: &str = "4000000000000002";
+
+/// Creates the `orders` table (uninstrumented: setup is not part of any request).
+pub async fn migrate(db: &InstrumentedPool<Sqlite>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, \
+         item TEXT NOT NULL, quantity INTEGER NOT NULL, status TEXT NOT NULL)",
+    )
+    .execute(db.inner())
+    .await
+    .map(drop)
+}
+
+struct OrdersImpl {
+    db: InstrumentedPool<Sqlite>,
+    kafka: Kafka,
+    producer: FutureProducer,
+    tracer: otel_core::Tracer,
+}
+
+impl OrdersImpl {
+    /// The payment step, as an INTERNAL span under the RPC's server span.
+    async fn charge(&self, card: &str, quantity: u32) -> Result<(), Status> {
+        let mut span = self
+            .tracer
+            .span_builder("charge payment")
+            .with_kind(SpanKind::Internal)
+            .with_attributes([KeyValue::new("shop.order.quantity", i64::from(quantity))])
+            .start_with_context(&self.tracer, &Context::current());
+        // Stands in for a call to a payment provider.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let declined = card.chars().filter(char::is_ascii_digit).collect::<String>() == DECLINED_CARD;
+        if declined {
+            span.set_attribute(KeyValue::new("error.type", "payment_declined"));
+            span.set_status(SpanStatus::error("payment declined"));
+        }
+        span.end();
+        if declined {
+            Err(Status::failed_precondition("payment declined"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Orders for OrdersImpl {
+    async fn place_order(&self, request: Request<PlaceOrderRequest>) -> Result<Response<PlaceOrderReply>, Status> {
+        let order = request.into_inner();
+        if order.quantity == 0 || order.item.is_empty() {
+            return Err(Status::invalid_argument("item and a positive quantity are required"));
+        }
+        self.charge(&order.card, order.quantity).await?;
+        let order_id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO orders (user_id, item, quantity, status) VALUES (?, ?, ?, 'placed') RETURNING id",
+        )
+        .bind(order.user_id)
+        .bind(&order.item)
+        .bind(i64::from(order.quantity))
+        .fetch_one(&self.db)
+        .await
+        .map_err(|_| Status::unavailable("orders database unavailable"))?;
+        let key = order_id.to_string();
+        let payload = json!({ "order_id": order_id, "user_id": order.user_id, "item": order.item }).to_string();
+        self.kafka
+            .send(
+                &self.producer,
+                FutureRecord::to(ORDER_CREATED).key(&key).payload(&payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|(e, _)| Status::unavailable(format!("cannot publish {ORDER_CREATED}: {e}")))?;
+        Ok(Response::new(PlaceOrderReply {
+            order_id,
+            status: "placed".to_owned(),
+        }))
+    }
+}
+
+/// A running `orders` service.
+pub struct OrdersService {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OrdersService {
+    /// Starts the gRPC server on an ephemeral port of 127.0.0.1.
+    pub async fn start(
+        instrumentation: Instrumentation,
+        db: InstrumentedPool<Sqlite>,
+        kafka: Kafka,
+        producer: FutureProducer,
+    ) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let service = OrdersImpl {
+            db,
+            kafka,
+            producer,
+            tracer: instrumentation.tracer(Instrumentation::scope("shop-orders", env!("CARGO_PKG_VERSION"))),
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let result = tonic::transport::Server::builder()
+                .layer(
+                    GrpcServerLayer::new()
+                        .with_instrumentation(instrumentation)
+                        .with_services(["shop.v1.Orders"]),
+                )
+                .add_service(OrdersServer::new(service))
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = result {
+                eprintln!("orders: server stopped: {e}");
+            }
+        });
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// Stops the server gracefully.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+}
