@@ -21,11 +21,19 @@
 //! request description and then behaves exactly like the tower layer (see [`crate::server`] for
 //! the rules and every `error.type` value):
 //!
-//! * `http.route` is an [`HttpRoute`] in the request extensions, else
-//!   [`ServiceRequest::match_pattern`] (the app's resource pattern, e.g. `/users/{id}`); a request
-//!   no resource matches (the default service, 404) has no route and a span named `{method}`. A
-//!   [`RouteHandle`] is put into the request extensions for late updates, and
-//!   an [`HttpRoute`] in the response extensions is honoured.
+//! * `http.route` is an [`HttpRoute`] in the request extensions, else the app's resource pattern
+//!   that matched (e.g. `/users/{id}`, [`HttpRequest::match_pattern`](actix_web::HttpRequest::match_pattern));
+//!   a request no resource matches (the default service, 404) has no route and a span named
+//!   `{method}`. actix routes inside the app, after this middleware, so the matched pattern is
+//!   read from the routed request when the response head arrives (cheap then; asking before
+//!   routing re-matches the path against every resource pattern) and the span, started as
+//!   `{method}`, is renamed `{method} {route}`; a request that panics or is cancelled before
+//!   its response gets the pattern by that re-match. An explicit [`HttpRoute`] in the request
+//!   extensions is known at span start. A [`RouteHandle`] is put into the request extensions
+//!   for late updates when enabled, and an [`HttpRoute`] in the response extensions is honoured.
+//! * `http.server.request.body.size` (opt-in, [`HttpServerMiddleware::with_request_body_size`])
+//!   counts the request payload bytes the application actually read (the payload is wrapped),
+//!   up to the end of the request.
 //! * `network.peer.*` (and `client.address` without forwarding headers) come from
 //!   [`ServiceRequest::peer_addr`].
 //! * The span and `http.server.request.duration` end when the response body has been streamed to
@@ -38,21 +46,25 @@
 //!   response: the request ends with the error's status code (`error.type` = the code for 5xx,
 //!   nothing for 4xx), exactly as if the handler had returned that response.
 
+use std::cell::OnceCell;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
 
 use actix_web::body::{BodySize, MessageBody};
-use actix_web::dev::{forward_ready, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::dev::{forward_ready, Payload, ResourceMap, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::PayloadError;
 use actix_web::HttpMessage as _;
 use bytes::Bytes;
 use pin_project_lite::pin_project;
 
-use crate::attributes::{KnownMethods, PeerAddr};
+use crate::attributes::KnownMethods;
 use crate::filter::Filter;
 use crate::route::{HttpRoute, RouteHandle};
-use crate::server::state::{call_in_context, poll_in_context, RequestState};
+use crate::server::state::{call_in_context, poll_in_context_or, RequestState};
 use crate::server::{HttpServerLayer, Shared, ERROR_TYPE_BODY_ERROR};
 
 /// Instruments an actix-web app: `App::new().wrap(HttpServerMiddleware::new())`. See the
@@ -143,6 +155,13 @@ impl HttpServerMiddleware {
     pub fn with_response_body_size(self, enabled: bool) -> Self {
         self.map(|l| l.with_response_body_size(enabled))
     }
+
+    /// Records `http.server.request.body.size` (opt-in): the request payload is wrapped and the
+    /// bytes the application reads from it are counted, up to the end of the request (span
+    /// end). See [`HttpServerLayer::with_request_body_size`].
+    pub fn with_request_body_size(self, enabled: bool) -> Self {
+        self.map(|l| l.with_request_body_size(enabled))
+    }
 }
 
 impl<S, B> Transform<S, ServiceRequest> for HttpServerMiddleware
@@ -158,9 +177,12 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
+        let shared = Arc::clone(&self.layer.shared);
         ready(Ok(HttpServerMiddlewareService {
             service,
-            shared: Arc::clone(&self.layer.shared),
+            headers: HeaderSelection::new(&shared),
+            shared,
+            resource_map: OnceCell::new(),
         }))
     }
 }
@@ -169,6 +191,54 @@ where
 pub struct HttpServerMiddlewareService<S> {
     service: S,
     shared: Arc<Shared>,
+    headers: HeaderSelection,
+    /// The app's resource map (a shallow copy, taken at the first request), to find the route of
+    /// a request that ends without a response.
+    resource_map: OnceCell<Rc<ResourceMap>>,
+}
+
+/// The request headers the shared request code reads, as `http` 1 names: the server-address,
+/// client-address and user-agent headers, the propagator's fields (read when the app is built)
+/// and the captured headers. With a filter configured, every header (the filter may read any).
+struct HeaderSelection {
+    all: bool,
+    names: Vec<http::HeaderName>,
+}
+
+impl HeaderSelection {
+    fn new(shared: &Shared) -> Self {
+        let mut names = vec![
+            http::header::HOST,
+            http::header::USER_AGENT,
+            http::header::FORWARDED,
+            http::HeaderName::from_static("x-forwarded-for"),
+            http::HeaderName::from_static("x-forwarded-host"),
+            http::HeaderName::from_static("x-forwarded-proto"),
+        ];
+        let fields = shared.instrumentation.propagation_fields();
+        let extra = fields
+            .iter()
+            .filter_map(|f| http::HeaderName::from_bytes(f.as_bytes()).ok())
+            .chain(shared.request_headers.names().cloned());
+        for name in extra {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        Self {
+            all: shared.filter.is_some(),
+            names,
+        }
+    }
+
+    /// The `http` 1 name to copy an actix header under, if the shared code reads it.
+    fn select(&self, name: &actix_web::http::header::HeaderName) -> Option<http::HeaderName> {
+        if self.all {
+            return http::HeaderName::from_bytes(name.as_str().as_bytes()).ok();
+        }
+        let name = name.as_str();
+        self.names.iter().find(|n| n.as_str() == name).cloned()
+    }
 }
 
 impl<S> std::fmt::Debug for HttpServerMiddlewareService<S> {
@@ -177,10 +247,10 @@ impl<S> std::fmt::Debug for HttpServerMiddlewareService<S> {
     }
 }
 
-/// The request head as the shared `http` 1 description (actix-web 4 uses `http` 0.2). `None` only
-/// if a method or URI that actix accepted does not convert, which leaves the request
-/// uninstrumented rather than failing it.
-fn request_parts(req: &ServiceRequest) -> Option<http::request::Parts> {
+/// The request head as the shared `http` 1 description (actix-web 4 uses `http` 0.2), with only
+/// the headers the shared code reads. `None` only if a method or URI that actix accepted does
+/// not convert, which leaves the request uninstrumented rather than failing it.
+fn request_parts(req: &ServiceRequest, selection: &HeaderSelection) -> Option<http::request::Parts> {
     let method = http::Method::from_bytes(req.method().as_str().as_bytes()).ok()?;
     let uri = req.uri();
     let uri = match (uri.scheme_str(), uri.authority()) {
@@ -194,14 +264,13 @@ fn request_parts(req: &ServiceRequest) -> Option<http::request::Parts> {
         actix_web::http::Version::HTTP_3 => http::Version::HTTP_3,
         _ => http::Version::HTTP_11,
     };
-    let mut headers = http::HeaderMap::with_capacity(req.headers().len());
+    let mut headers = http::HeaderMap::new();
     for (name, value) in req.headers() {
         // Both sides validate with the same rules; anything that does not convert is skipped.
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            headers.append(name, value);
+        if let Some(name) = selection.select(name) {
+            if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
+                headers.append(name, value);
+            }
         }
     }
     let (mut parts, ()) = http::Request::new(()).into_parts();
@@ -224,8 +293,8 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        let Some(mut parts) = request_parts(&req) else {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let Some(mut parts) = request_parts(&req, &self.headers) else {
             return ResponseFuture::passthrough(self.service.call(req));
         };
         if let Some(filter) = &self.shared.filter {
@@ -233,19 +302,68 @@ where
                 return ResponseFuture::passthrough(self.service.call(req));
             }
         }
-        let route = req.extensions().get::<HttpRoute>().cloned();
-        if let Some(route) = route.or_else(|| req.match_pattern().map(HttpRoute::new)) {
+        // The matched pattern is read after routing (see the module docs); an explicit route
+        // is known now.
+        if let Some(route) = req.extensions().get::<HttpRoute>().cloned() {
             parts.extensions.insert(route);
         }
-        if let Some(peer) = req.peer_addr() {
-            parts.extensions.insert(PeerAddr(peer));
-        }
-        let state = RequestState::start(&self.shared, &mut parts);
+        let state = RequestState::start_with_peer(&self.shared, &mut parts, req.peer_addr());
         if let Some(handle) = parts.extensions.remove::<RouteHandle>() {
             req.extensions_mut().insert(handle);
         }
+        if let Some(counter) = state.request_body_counter() {
+            counter.store(0, Ordering::Relaxed);
+            let payload = req.take_payload();
+            req.set_payload(Payload::Stream {
+                payload: Box::pin(CountingPayload {
+                    inner: payload,
+                    counter: Arc::clone(counter),
+                }),
+            });
+        }
+        let fallback = (!state.has_start_route()).then(|| RouteFallback {
+            map: Rc::clone(self.resource_map.get_or_init(|| Rc::new(req.resource_map().clone()))),
+            path: req.uri().clone(),
+        });
         let (fut, state) = call_in_context(state, || self.service.call(req));
-        ResponseFuture::instrumented(fut, state)
+        ResponseFuture::instrumented(fut, state, fallback)
+    }
+}
+
+/// Counts the request payload bytes the application reads.
+struct CountingPayload {
+    inner: Payload,
+    counter: Arc<AtomicU64>,
+}
+
+impl futures_core::Stream for CountingPayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        let item = ready!(Pin::new(&mut self.inner).poll_next(cx));
+        if let Some(Ok(chunk)) = &item {
+            self.counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(item)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+/// What finds the route of a request that ends without a response (panic, cancellation): the
+/// app's resource map and the request path, matched then.
+struct RouteFallback {
+    map: Rc<ResourceMap>,
+    path: actix_web::http::Uri,
+}
+
+impl RouteFallback {
+    fn apply(&self, state: &mut RequestState) {
+        if let Some(route) = self.map.match_pattern(self.path.path()) {
+            state.set_matched_route(&route);
+        }
     }
 }
 
@@ -258,11 +376,16 @@ pin_project! {
         #[pin]
         inner: F,
         state: Option<Box<RequestState>>,
+        fallback: Option<RouteFallback>,
     }
 
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(state) = this.project().state.take() {
+            let this = this.project();
+            if let Some(mut state) = this.state.take() {
+                if let Some(fallback) = this.fallback {
+                    fallback.apply(&mut state);
+                }
                 state.cancel();
             }
         }
@@ -270,15 +393,20 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    fn instrumented(inner: F, state: Box<RequestState>) -> Self {
+    fn instrumented(inner: F, state: Box<RequestState>, fallback: Option<RouteFallback>) -> Self {
         Self {
             inner,
             state: Some(state),
+            fallback,
         }
     }
 
     fn passthrough(inner: F) -> Self {
-        Self { inner, state: None }
+        Self {
+            inner,
+            state: None,
+            fallback: None,
+        }
     }
 }
 
@@ -291,7 +419,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(poll_in_context(this.state, this.inner, cx));
+        let result = ready!(poll_in_context_or(this.state, this.inner, cx, |state| {
+            if let Some(fallback) = this.fallback.as_ref() {
+                fallback.apply(state);
+            }
+        }));
+        let fallback = this.fallback.take();
         let Some(mut state) = this.state.take() else {
             return Poll::Ready(result.map(|res| res.map_body(|_, body| ResponseBody::passthrough(body))));
         };
@@ -301,12 +434,21 @@ where
                 state.on_response_head(res.status().as_u16(), route, |capture, out| {
                     capture.collect_with(|name| res.headers().get_all(name.as_str()).map(|v| v.as_bytes()), out)
                 });
+                if fallback.is_some() && !state.has_response_route() {
+                    // Routed now: the pattern comes from the resource the request matched.
+                    if let Some(route) = res.request().match_pattern() {
+                        state.set_matched_route(&route);
+                    }
+                }
                 Poll::Ready(Ok(res.map_body(|_, body| ResponseBody::new(body, state))))
             }
             Err(err) => {
                 // actix answers with the error's response; its body is not ours to watch.
                 let status = err.as_response_error().status_code().as_u16();
                 state.on_response_head(status, None, |_, _| {});
+                if let Some(fallback) = &fallback {
+                    fallback.apply(&mut state);
+                }
                 state.body_complete = true;
                 drop(state);
                 Poll::Ready(Err(err))

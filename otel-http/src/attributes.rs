@@ -24,9 +24,9 @@ pub const METHOD_OTHER: &str = "_OTHER";
 /// The `{method}` part of a span name for a method mapped to [`METHOD_OTHER`].
 pub const SPAN_NAME_OTHER: &str = "HTTP";
 
-/// The query keys whose values are replaced by [`REDACTED`] in `url.query` and `url.full`: the
-/// union of the semantic-conventions lists of v1.40 to unreleased `main`. Matching is
-/// case-sensitive.
+/// The query keys the semantic conventions name as sensitive (the union of their lists from v1.40
+/// to unreleased `main`). [`redact_query`] goes further and hides every value by default, since
+/// query strings also carry passwords, tokens and e-mail addresses under other names.
 pub const SENSITIVE_QUERY_KEYS: [&str; 7] = [
     "AWSAccessKeyId",
     "Signature",
@@ -146,14 +146,17 @@ pub fn protocol_version(version: Version) -> Option<&'static str> {
     }
 }
 
-/// Replaces the values of [`SENSITIVE_QUERY_KEYS`] with [`REDACTED`], keeping the keys and every
-/// other byte of the query. Borrows when nothing needs redacting.
+/// Replaces every query value with [`REDACTED`], keeping the keys and their order
+/// (`q=shoes&page=2` → `q=REDACTED&page=REDACTED`). A parameter without `=` is hidden whole, as
+/// it may itself be a token. Values hold whatever the client sent (passwords, tokens, e-mail
+/// addresses under any key name), so none is recorded by default: a superset of the semantic
+/// conventions' [`SENSITIVE_QUERY_KEYS`] rule. Borrows when there is nothing to hide.
 pub fn redact_query(query: &str) -> Cow<'_, str> {
-    let needs = query.split('&').any(|pair| match pair.split_once('=') {
-        Some((k, v)) => !v.is_empty() && SENSITIVE_QUERY_KEYS.contains(&k),
-        None => false,
-    });
-    if !needs {
+    let hidden = |pair: &str| match pair.split_once('=') {
+        Some((_, v)) => !v.is_empty() && v != REDACTED,
+        None => !pair.is_empty() && pair != REDACTED,
+    };
+    if !query.split('&').any(hidden) {
         return Cow::Borrowed(query);
     }
     let mut out = String::with_capacity(query.len() + 8);
@@ -162,12 +165,14 @@ pub fn redact_query(query: &str) -> Cow<'_, str> {
             out.push('&');
         }
         match pair.split_once('=') {
-            Some((k, v)) if !v.is_empty() && SENSITIVE_QUERY_KEYS.contains(&k) => {
+            Some((k, v)) if !v.is_empty() => {
                 out.push_str(k);
                 out.push('=');
                 out.push_str(REDACTED);
             }
-            _ => out.push_str(pair),
+            Some(_) => out.push_str(pair),
+            None if pair.is_empty() => {}
+            None => out.push_str(REDACTED),
         }
     }
     Cow::Owned(out)
@@ -495,6 +500,12 @@ impl HeaderCapture {
         self.names.is_empty()
     }
 
+    /// The configured header names.
+    #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
+    pub(crate) fn names(&self) -> impl Iterator<Item = &HeaderName> {
+        self.names.iter().map(|(name, _)| name)
+    }
+
     /// Appends one attribute per configured header present in `headers`, with all its values.
     pub fn collect(&self, headers: &HeaderMap, out: &mut Vec<KeyValue>) {
         self.collect_with(
@@ -578,22 +589,21 @@ mod tests {
     }
 
     #[test]
-    fn query_redaction_keeps_keys_and_order() {
-        assert!(matches!(redact_query("a=1&b=2"), Cow::Borrowed("a=1&b=2")));
-        assert_eq!(redact_query("color=blue&sig=abc"), "color=blue&sig=REDACTED");
+    fn query_redaction_hides_every_value_and_keeps_keys_and_order() {
+        assert_eq!(redact_query("a=1&b=2"), "a=REDACTED&b=REDACTED");
+        assert_eq!(redact_query("color=blue&sig=abc"), "color=REDACTED&sig=REDACTED");
         assert_eq!(
             redact_query("X-Amz-Signature=1&x=2&AWSAccessKeyId=k&Signature=s&X-Goog-Signature=g"),
-            "X-Amz-Signature=REDACTED&x=2&AWSAccessKeyId=REDACTED&Signature=REDACTED&X-Goog-Signature=REDACTED"
+            "X-Amz-Signature=REDACTED&x=REDACTED&AWSAccessKeyId=REDACTED&Signature=REDACTED&X-Goog-Signature=REDACTED"
         );
         assert_eq!(
-            redact_query("SIG=1&sig"),
-            "SIG=1&sig",
-            "case-sensitive; no value, nothing to hide"
+            redact_query("password=hunter2&email=a%40b.example&token=t"),
+            "password=REDACTED&email=REDACTED&token=REDACTED"
         );
-        assert_eq!(
-            redact_query("X-Amz-Credential=a&X-Amz-Security-Token=b"),
-            "X-Amz-Credential=REDACTED&X-Amz-Security-Token=REDACTED"
-        );
+        // A bare parameter may itself be a secret; empty values have nothing to hide.
+        assert_eq!(redact_query("eyJhbGciOi&flag="), "REDACTED&flag=");
+        assert!(matches!(redact_query("a=&b="), Cow::Borrowed("a=&b=")));
+        assert!(matches!(redact_query("a=REDACTED"), Cow::Borrowed(_)), "idempotent");
     }
 
     #[test]
@@ -601,7 +611,7 @@ mod tests {
         let uri: Uri = "https://user:pw@example.com:8443/p/a?sig=x&k=v".parse().unwrap();
         assert_eq!(
             redacted_url_full(&uri, &HeaderMap::new()).unwrap(),
-            "https://REDACTED:REDACTED@example.com:8443/p/a?sig=REDACTED&k=v"
+            "https://REDACTED:REDACTED@example.com:8443/p/a?sig=REDACTED&k=REDACTED"
         );
         let uri: Uri = "http://example.com".parse().unwrap();
         assert_eq!(
@@ -611,7 +621,7 @@ mod tests {
         let uri: Uri = "/rel?q=1".parse().unwrap();
         assert_eq!(
             redacted_url_full(&uri, &headers(&[("host", "h:81")])).unwrap(),
-            "http://h:81/rel?q=1"
+            "http://h:81/rel?q=REDACTED"
         );
         assert_eq!(redacted_url_full(&uri, &HeaderMap::new()), None);
     }

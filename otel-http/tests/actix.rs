@@ -119,7 +119,7 @@ async fn routed_get_with_remote_parent_has_exact_span_and_metrics() {
             kv("http.request.method", "GET"),
             kv("url.scheme", "http"),
             kv("url.path", "/users/42"),
-            kv("url.query", "sig=REDACTED&x=1"),
+            kv("url.query", "sig=REDACTED&x=REDACTED"),
             kv("server.address", "127.0.0.1"),
             kv("server.port", i64::from(addr.port())),
             kv("client.address", "127.0.0.1"),
@@ -445,4 +445,42 @@ async fn filter_and_span_name_formatter() {
     let points = t.metrics().histogram("http.server.request.duration");
     assert_eq!(points.len(), 1);
     assert!(points[0].attributes.contains(&kv("http.route", "/work/{id}")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_body_size_counts_the_payload_bytes_read() {
+    let t = TestTelemetry::new();
+    let addr = serve_actix(middleware(&t).with_request_body_size(true), |cfg| {
+        cfg.route(
+            "/upload",
+            web::post().to(|body: web::Bytes| async move { body.len().to_string() }),
+        );
+    });
+    let req = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(format!("http://{addr}/upload"))
+        .body(http_body_util::Full::new(Bytes::from(vec![b'x'; 1234])))
+        .expect("valid request");
+    let (status, _, body) = send(&client(), req).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"1234"[..]));
+    t.wait_for_spans(1, TIMEOUT);
+    t.span("POST /upload").assert_attr("http.route", "/upload");
+    let m = t.metrics();
+    m.assert_metric(
+        "http.server.request.body.size",
+        "By",
+        "Size of HTTP server request bodies.",
+    );
+    let p = m.assert_histogram_point(
+        "http.server.request.body.size",
+        &[
+            kv("http.request.method", "POST"),
+            kv("url.scheme", "http"),
+            kv("http.response.status_code", 200i64),
+            kv("http.route", "/upload"),
+            kv("network.protocol.version", "1.1"),
+        ],
+    );
+    assert_eq!((p.count, p.sum), (1, 1234.0));
+    assert_eq!(m.histogram("http.server.request.body.size").len(), 1);
 }

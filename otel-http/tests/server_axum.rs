@@ -94,7 +94,7 @@ async fn routed_get_has_exact_span_attributes_parent_and_metrics() {
             kv("http.request.method", "GET"),
             kv("url.scheme", "http"),
             kv("url.path", "/users/42"),
-            kv("url.query", "sig=REDACTED&x=1"),
+            kv("url.query", "sig=REDACTED&x=REDACTED"),
             kv("server.address", "127.0.0.1"),
             kv("server.port", i64::from(addr.port())),
             kv("client.address", "127.0.0.1"),
@@ -800,4 +800,69 @@ async fn route_handle_is_opt_in() {
     assert_eq!(&body[..], b"absent");
     t.wait_for_spans(1, TIMEOUT);
     t.span("GET /probe").assert_attr("http.route", "/probe");
+}
+
+fn post_req(addr: std::net::SocketAddr, path: &str, body: Vec<u8>) -> http::Request<http_body_util::Full<Bytes>> {
+    http::Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{addr}{path}"))
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .expect("valid request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_body_size_counts_the_bytes_read() {
+    use otel_http::server::RequestBodySizeLayer;
+    let t = TestTelemetry::new();
+    let app = Router::new()
+        .route(
+            "/upload",
+            axum::routing::post(|body: String| async move { body.len().to_string() }),
+        )
+        .route("/ignore", axum::routing::post(|| async { "ignored" }))
+        .layer(RequestBodySizeLayer::new())
+        .layer(layer(&t).with_request_body_size(true));
+    let addr = serve_axum(app).await;
+    let (status, _, body) = send(&client(), post_req(addr, "/upload", vec![b'x'; 1234])).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"1234"[..]));
+    let (status, _, _) = send(&client(), post_req(addr, "/ignore", vec![b'y'; 99])).await;
+    assert_eq!(status, StatusCode::OK);
+    t.wait_for_spans(2, TIMEOUT);
+    let m = t.metrics();
+    m.assert_metric(
+        "http.server.request.body.size",
+        "By",
+        "Size of HTTP server request bodies.",
+    );
+    let attrs = |route: &str| {
+        [
+            kv("http.request.method", "POST"),
+            kv("url.scheme", "http"),
+            kv("http.response.status_code", 200i64),
+            kv("http.route", route.to_owned()),
+            kv("network.protocol.version", "1.1"),
+        ]
+    };
+    let read = m.assert_histogram_point("http.server.request.body.size", &attrs("/upload"));
+    assert_eq!((read.count, read.sum), (1, 1234.0));
+    // A handler that never reads the body: nothing was streamed to the application.
+    let unread = m.assert_histogram_point("http.server.request.body.size", &attrs("/ignore"));
+    assert_eq!((unread.count, unread.sum), (1, 0.0));
+    assert_eq!(m.histogram("http.server.request.body.size").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_body_size_is_not_recorded_without_the_counting_layer() {
+    let t = TestTelemetry::new();
+    let app = Router::new()
+        .route(
+            "/upload",
+            axum::routing::post(|body: String| async move { body.len().to_string() }),
+        )
+        .layer(layer(&t).with_request_body_size(true));
+    let addr = serve_axum(app).await;
+    let (status, _, _) = send(&client(), post_req(addr, "/upload", vec![b'x'; 10])).await;
+    assert_eq!(status, StatusCode::OK);
+    t.wait_for_spans(1, TIMEOUT);
+    assert!(t.metrics().histogram("http.server.request.body.size").is_empty());
 }

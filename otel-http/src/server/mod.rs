@@ -34,6 +34,7 @@
 
 mod body;
 mod future;
+mod request_body;
 mod service;
 pub(crate) mod state;
 
@@ -43,7 +44,8 @@ use std::sync::Arc;
 use opentelemetry::metrics::{Histogram, UpDownCounter};
 use opentelemetry::StringValue;
 use opentelemetry_semantic_conventions::metric::{
-    HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_DURATION, HTTP_SERVER_RESPONSE_BODY_SIZE,
+    HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_BODY_SIZE, HTTP_SERVER_REQUEST_DURATION,
+    HTTP_SERVER_RESPONSE_BODY_SIZE,
 };
 use otel_core::instruments::BoundInstruments;
 use otel_core::intern::Interner;
@@ -56,6 +58,8 @@ use state::{ActiveKey, MetricKey};
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+pub(crate) use request_body::RequestBodyCounter;
+pub use request_body::{CountingBody, RequestBodySizeLayer, RequestBodySizeService};
 pub use service::HttpServerService;
 
 /// `error.type` of a request whose inner service panicked.
@@ -91,6 +95,7 @@ pub(crate) struct Shared {
     pub(crate) duration: Arc<BoundInstruments<Histogram<f64>, MetricKey, f64>>,
     pub(crate) active: Arc<BoundInstruments<UpDownCounter<i64>, ActiveKey, i64>>,
     pub(crate) response_body_size: Arc<BoundInstruments<Histogram<u64>, MetricKey, u64>>,
+    pub(crate) request_body_size: Arc<BoundInstruments<Histogram<u64>, MetricKey, u64>>,
     pub(crate) known_methods: KnownMethods,
     pub(crate) filter: Option<Filter>,
     pub(crate) span_name: Option<Arc<SpanNameFn>>,
@@ -99,6 +104,7 @@ pub(crate) struct Shared {
     pub(crate) response_headers: HeaderCapture,
     pub(crate) server_address_on_metrics: bool,
     pub(crate) record_response_body_size: bool,
+    pub(crate) record_request_body_size: bool,
     pub(crate) route_handle: bool,
     /// Per (method, matched route): the shared route string and the `&'static` span name.
     pub(crate) routes: Arc<Interner<(StringValue, &'static str)>>,
@@ -142,6 +148,7 @@ impl fmt::Debug for HttpServerLayer {
             .field("response_headers", &self.shared.response_headers)
             .field("server_address_on_metrics", &self.shared.server_address_on_metrics)
             .field("record_response_body_size", &self.shared.record_response_body_size)
+            .field("record_request_body_size", &self.shared.record_request_body_size)
             .field("route_handle", &self.shared.route_handle)
             .finish()
     }
@@ -182,6 +189,11 @@ impl HttpServerLayer {
             HTTP_SERVER_RESPONSE_BODY_SIZE,
             "Size of HTTP server response bodies.",
         );
+        let request_body_size = instruments::size_histogram(
+            &meter,
+            HTTP_SERVER_REQUEST_BODY_SIZE,
+            "Size of HTTP server request bodies.",
+        );
         // Bound instruments per attribute combination skip the SDK's attribute hashing.
         let capacity = instrumentation.bound_instrument_capacity();
         Self {
@@ -191,6 +203,7 @@ impl HttpServerLayer {
                 duration: Arc::new(BoundInstruments::new(duration, capacity)),
                 active: Arc::new(BoundInstruments::new(active, capacity)),
                 response_body_size: Arc::new(BoundInstruments::new(response_body_size, capacity)),
+                request_body_size: Arc::new(BoundInstruments::new(request_body_size, capacity)),
                 known_methods: KnownMethods::from_env(),
                 filter: None,
                 span_name: None,
@@ -199,6 +212,7 @@ impl HttpServerLayer {
                 response_headers: HeaderCapture::default(),
                 server_address_on_metrics: false,
                 record_response_body_size: false,
+                record_request_body_size: false,
                 route_handle: false,
                 routes: Arc::new(Interner::new(INTERN_CAPACITY)),
                 names: Arc::new(Interner::new(INTERN_CAPACITY)),
@@ -275,6 +289,17 @@ impl HttpServerLayer {
     /// streamed to the client.
     pub fn with_response_body_size(mut self, enabled: bool) -> Self {
         self.shared_mut().record_response_body_size = enabled;
+        self
+    }
+
+    /// Records `http.server.request.body.size` (opt-in), counted from the request body bytes the
+    /// application actually reads, up to the end of the request. The actix-web middleware counts
+    /// by itself; with tower, add a [`RequestBodySizeLayer`] inside this layer (it wraps the
+    /// request body, which changes the body type the inner service receives, so it cannot be
+    /// done by this layer without changing its service bounds). Without that layer nothing
+    /// is recorded.
+    pub fn with_request_body_size(mut self, enabled: bool) -> Self {
+        self.shared_mut().record_request_body_size = enabled;
         self
     }
 

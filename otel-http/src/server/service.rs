@@ -62,6 +62,9 @@ where
             }
         }
         let state = RequestState::start(&self.shared, &mut parts);
+        if let Some(counter) = state.request_body_counter() {
+            parts.extensions.insert(super::RequestBodyCounter(Arc::clone(counter)));
+        }
         let req = Request::from_parts(parts, body);
         let (fut, state) = call_in_context(state, || self.inner.call(req));
         ResponseFuture::instrumented(fut, state)

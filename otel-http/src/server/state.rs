@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
@@ -30,6 +31,9 @@ use crate::attributes::{
 };
 use crate::route::{route_at_start, HttpRoute, RouteHandle, StartRoute};
 
+/// The request body counter's value until a counting body is attached (which sets it to 0).
+pub(crate) const REQUEST_BODY_UNCOUNTED: u64 = u64::MAX;
+
 /// Values longer than this are never interned, which bounds the interner's memory.
 const MAX_INTERNED_LEN: usize = 256;
 
@@ -43,6 +47,39 @@ fn interned(interner: &Interner<StringValue>, value: &str) -> StringValue {
         }
     }
     StringValue::from(value.to_owned())
+}
+
+/// An IP address as a shared string: formatted once (IPv4 without the general-purpose formatter)
+/// and shared by `client.address` and `network.peer.address`.
+fn ip_string(ip: std::net::IpAddr) -> StringValue {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            // "255.255.255.255" is 15 bytes.
+            let mut buf = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    buf[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    buf[len] = b'0' + (octet / 10) % 10;
+                    len += 1;
+                }
+                buf[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            match std::str::from_utf8(&buf[..len]) {
+                Ok(text) => StringValue::from(Arc::<str>::from(text)),
+                Err(_) => StringValue::from(v4.to_string()),
+            }
+        }
+        std::net::IpAddr::V6(v6) => StringValue::from(Arc::<str>::from(v6.to_string())),
+    }
 }
 
 /// The attributes of `http.server.active_requests`: method, scheme and (opt-in) server address.
@@ -120,6 +157,9 @@ pub(crate) struct RequestState {
     /// Set when the request failed other than by a 5xx status.
     pub(crate) error_type: Option<Cow<'static, str>>,
     body_bytes: u64,
+    /// Request body bytes read by the application (`http.server.request.body.size`, opt-in),
+    /// shared with the counting request body.
+    request_body_bytes: Option<Arc<AtomicU64>>,
     /// False for responses that carry no body (HEAD, 1xx, 204, 304).
     body_expected: bool,
     /// The response body reached its end.
@@ -151,6 +191,17 @@ impl RequestState {
     /// Starts the span (parent extracted from the headers) and increments the active requests.
     /// Inserts the request's [`RouteHandle`] into `parts.extensions` when the layer asks for one.
     pub(crate) fn start(shared: &Arc<Shared>, parts: &mut Parts) -> Box<Self> {
+        let peer = peer_addr(&parts.extensions);
+        Self::start_with_peer(shared, parts, peer)
+    }
+
+    /// [`RequestState::start`] with the peer address given (a framework that knows it without
+    /// the request extensions: putting it there costs three allocations).
+    pub(crate) fn start_with_peer(
+        shared: &Arc<Shared>,
+        parts: &mut Parts,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Box<Self> {
         let start = Instant::now();
         let method = shared.known_methods.normalize(&parts.method);
         let extracted = shared
@@ -221,12 +272,12 @@ impl RequestState {
                 attrs.push(KeyValue::new(SERVER_PORT, i64::from(port)));
             }
         }
-        let peer = peer_addr(&parts.extensions);
+        let peer_ip = peer.map(|p| ip_string(p.ip()));
         match view.client() {
             Some(client) => attrs.push(KeyValue::new(CLIENT_ADDRESS, client.to_owned())),
             None => {
-                if let Some(peer) = peer {
-                    attrs.push(KeyValue::new(CLIENT_ADDRESS, peer.ip().to_string()));
+                if let Some(ip) = &peer_ip {
+                    attrs.push(KeyValue::new(CLIENT_ADDRESS, Value::String(ip.clone())));
                 }
             }
         }
@@ -254,9 +305,11 @@ impl RequestState {
         let mut span = shared.tracer.build_with_context(builder, &parent);
         let recording = span.is_recording();
         if recording {
-            if let Some(peer) = peer {
-                span.set_attribute(KeyValue::new(NETWORK_PEER_ADDRESS, peer.ip().to_string()));
-                span.set_attribute(KeyValue::new(NETWORK_PEER_PORT, i64::from(peer.port())));
+            if let (Some(peer), Some(ip)) = (peer, peer_ip) {
+                span.set_attributes([
+                    KeyValue::new(NETWORK_PEER_ADDRESS, Value::String(ip)),
+                    KeyValue::new(NETWORK_PEER_PORT, i64::from(peer.port())),
+                ]);
             }
         }
 
@@ -300,6 +353,9 @@ impl RequestState {
             status: None,
             error_type: None,
             body_bytes: 0,
+            request_body_bytes: shared
+                .record_request_body_size
+                .then(|| Arc::new(AtomicU64::new(REQUEST_BODY_UNCOUNTED))),
             body_complete: false,
             recording,
         })
@@ -343,6 +399,38 @@ impl RequestState {
         self.error_type = Some(Cow::Borrowed(crate::error::error_type_of(err, ERROR_TYPE_OTHER)));
     }
 
+    /// The counter of request body bytes, when `http.server.request.body.size` is recorded.
+    pub(crate) fn request_body_counter(&self) -> Option<&Arc<AtomicU64>> {
+        self.request_body_bytes.as_ref()
+    }
+
+    /// Whether the request started with a route (an explicit [`HttpRoute`] or a matched one).
+    #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
+    pub(crate) fn has_start_route(&self) -> bool {
+        self.start_route.is_some()
+    }
+
+    /// Whether the response head carried a route.
+    #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
+    pub(crate) fn has_response_route(&self) -> bool {
+        self.response_route.is_some()
+    }
+
+    /// Sets the route matched by the framework after routing (actix-web): interned per (method,
+    /// route) like the start route, so neither the value nor the span name is allocated.
+    #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
+    pub(crate) fn set_matched_route(&mut self, route: &str) {
+        let m = self.method.span_name();
+        let make = || {
+            let name: &'static str = Box::leak(default_span_name(m, Some(route)).into_boxed_str());
+            (StringValue::from(Arc::<str>::from(route)), name)
+        };
+        self.response_route = Some(match self.shared.routes.get_or_insert_with(&[m, route], make) {
+            Some((value, _)) => value,
+            None => StringValue::from(route.to_owned()),
+        });
+    }
+
     pub(crate) fn add_body_bytes(&mut self, n: usize) {
         self.body_bytes = self.body_bytes.saturating_add(n as u64);
     }
@@ -378,6 +466,16 @@ pub(crate) fn poll_in_context<F: Future>(
     inner: Pin<&mut F>,
     cx: &mut TaskContext<'_>,
 ) -> Poll<F::Output> {
+    poll_in_context_or(state, inner, cx, |_| {})
+}
+
+/// [`poll_in_context`], calling `on_panic` with the state before a panic ends the request.
+pub(crate) fn poll_in_context_or<F: Future>(
+    state: &mut Option<Box<RequestState>>,
+    inner: Pin<&mut F>,
+    cx: &mut TaskContext<'_>,
+    on_panic: impl FnOnce(&mut RequestState),
+) -> Poll<F::Output> {
     let Some(s) = state.as_ref() else {
         return inner.poll(cx);
     };
@@ -388,7 +486,8 @@ pub(crate) fn poll_in_context<F: Future>(
     match polled {
         Ok(poll) => poll,
         Err(payload) => {
-            if let Some(s) = state.take() {
+            if let Some(mut s) = state.take() {
+                on_panic(&mut s);
                 s.panicked();
             }
             panic::resume_unwind(payload)
@@ -446,6 +545,13 @@ impl Drop for RequestState {
                 shared
                     .response_body_size
                     .record(&key, self.body_bytes, || key.attributes());
+            }
+            if let Some(read) = &self.request_body_bytes {
+                let read = read.load(Ordering::Relaxed);
+                // Not recorded when nothing wrapped the body (no `RequestBodySizeLayer`).
+                if read != REQUEST_BODY_UNCOUNTED {
+                    shared.request_body_size.record(&key, read, || key.attributes());
+                }
             }
         }
 
