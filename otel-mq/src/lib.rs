@@ -15,7 +15,9 @@
 //! Metrics: `messaging.client.operation.duration` (send, settle), `messaging.process.duration`,
 //! `messaging.client.sent.messages`, `messaging.client.consumed.messages` (counted once per
 //! delivery, at process), each with exactly the attributes semantic conventions allow on it and
-//! the semconv duration buckets. `error.type` is set iff an operation failed, with the same
+//! the semconv duration buckets. For Kafka, [`kafka_stats`] additionally turns librdkafka's
+//! statistics (`statistics.interval.ms`) into custom `messaging.kafka.*` metrics (opt-in; names
+//! not defined by semantic conventions). `error.type` is set iff an operation failed, with the same
 //! value on the span and its metrics; the status is otherwise left Unset. Telemetry never
 //! changes the outcome: every broker result and handler error is returned unchanged.
 //!
@@ -33,7 +35,7 @@
 //! | Feature | Default | Enables |
 //! | --- | --- | --- |
 //! | `lapin` | no | [`rabbitmq`]: traced publish with publisher confirms, consumer stream, process, ack/nack/reject |
-//! | `kafka` | no | [`kafka`]: traced `FutureProducer` send, single and batch process, commit |
+//! | `kafka` | no | [`kafka`]: traced `FutureProducer` send, single and batch process, commit; [`kafka_stats`]: opt-in bridge from librdkafka statistics to metrics |
 //! | `nats` | no | [`nats`]: core and JetStream publish, process, JetStream acks |
 //!
 //! ## RabbitMQ
@@ -135,6 +137,10 @@ pub use model::{Confirmed, Destination, MessagingSystem, OperationType, ProcessP
 #[cfg(feature = "kafka")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
 pub mod kafka;
+
+#[cfg(feature = "kafka")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kafka")))]
+pub mod kafka_stats;
 
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
