@@ -107,7 +107,12 @@ impl Sdk {
         tracing_subscriber::registry().with(
             tracing_opentelemetry::layer()
                 .with_tracer(self.tracer_provider.tracer("bench"))
-                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+                // axum-tracing-opentelemetry creates its spans at TRACE on target `otel::tracing`.
+                .with_filter(
+                    tracing_subscriber::filter::Targets::new()
+                        .with_target("otel::tracing", tracing::Level::TRACE)
+                        .with_default(tracing::Level::INFO),
+                ),
         )
     }
 }

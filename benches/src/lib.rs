@@ -54,6 +54,8 @@ pub fn allocations_per_call<R>(iterations: u64, mut f: impl FnMut() -> R) -> f64
     (allocations() - before) as f64 / iterations as f64
 }
 
+pub mod actix_apps;
+pub mod grpc_apps;
 pub mod http_apps;
 
 /// Request headers used by the propagation benchmarks.
