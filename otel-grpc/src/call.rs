@@ -178,10 +178,15 @@ impl CallState {
     /// The outcome of a call dropped before it had a status: DEADLINE_EXCEEDED if its deadline had
     /// passed, CANCELLED otherwise.
     fn dropped_code(&self, now: Instant) -> i32 {
-        match self.deadline {
-            Some(deadline) if now + DEADLINE_SLACK >= deadline => CODE_DEADLINE_EXCEEDED,
-            _ => CODE_CANCELLED,
+        if self.deadline_passed(now) {
+            CODE_DEADLINE_EXCEEDED
+        } else {
+            CODE_CANCELLED
         }
+    }
+
+    fn deadline_passed(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|deadline| now + DEADLINE_SLACK >= deadline)
     }
 
     pub(crate) fn finish(&mut self) {
@@ -193,6 +198,11 @@ impl CallState {
         let elapsed = now.saturating_duration_since(self.start);
         let kind = self.kind();
         let code = match (self.code, &self.error_type) {
+            // tonic's server answers an expired `grpc-timeout` with CANCELLED; a client whose
+            // deadline has passed records what it means, as it does when its own timer fires.
+            (Some(CODE_CANCELLED), _) if self.shared.role == Role::Client && self.deadline_passed(now) => {
+                Some(CODE_DEADLINE_EXCEEDED)
+            }
             (Some(code), _) => Some(code),
             (None, Some(_)) => None,
             (None, None) => Some(self.dropped_code(now)),

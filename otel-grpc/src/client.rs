@@ -186,7 +186,7 @@ where
         attrs.push(KeyValue::new(RPC_SYSTEM_NAME, RPC_SYSTEM_GRPC));
         let name = if recognition == Recognition::Yes {
             attrs.push(KeyValue::new(RPC_METHOD, method.full.clone()));
-            std::borrow::Cow::Owned(method.full.to_string())
+            shared.span_name(&method.full)
         } else {
             attrs.push(KeyValue::new(RPC_METHOD, OTHER));
             attrs.push(KeyValue::new(RPC_METHOD_ORIGINAL, method.full.clone()));

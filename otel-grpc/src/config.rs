@@ -114,7 +114,12 @@ pub(crate) struct Shared {
     pub(crate) known_services: Option<HashSet<String>>,
     pub(crate) server_timeout: Option<Duration>,
     pub(crate) target: Option<ServerAddress>,
+    /// Span names (`package.Service/Method`) interned as `&'static str`, bounded.
+    pub(crate) names: otel_core::intern::Interner<&'static str>,
 }
+
+/// How many distinct method names are interned per layer.
+const NAME_CAPACITY: usize = 1024;
 
 impl Shared {
     pub(crate) fn new(role: Role, options: &Options) -> Self {
@@ -157,7 +162,13 @@ impl Shared {
             known_services: options.known_services.clone(),
             server_timeout: options.server_timeout,
             target: options.target.as_deref().map(parse_target),
+            names: otel_core::intern::Interner::new(NAME_CAPACITY),
         }
+    }
+
+    /// The span name for a recognised method, without allocating once the method was seen.
+    pub(crate) fn span_name(&self, full_method: &str) -> std::borrow::Cow<'static, str> {
+        otel_core::intern::static_name(&self.names, &[full_method])
     }
 
     pub(crate) fn dup(&self) -> bool {

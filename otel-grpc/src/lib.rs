@@ -101,6 +101,7 @@
 //! | Response future or body dropped before the status (client went away, stream abandoned) | `CANCELLED` | Error, `error.type=CANCELLED` | Unset (`CANCELLED` is not a server error) |
 //! | Same, at or after the call's deadline (`grpc-timeout`, or [`GrpcServerLayer::with_server_timeout`]) | `DEADLINE_EXCEEDED` | Error | Error, `error.type=DEADLINE_EXCEEDED` (tonic 0.14's server itself answers such a call with `CANCELLED`) |
 //! | The client's channel gives up at the deadline (`tonic::TimeoutExpired`: `grpc-timeout` or `Endpoint::timeout`) | `DEADLINE_EXCEEDED` (tonic hands the caller `CANCELLED`) | Error, `error.type=DEADLINE_EXCEEDED` | — |
+//! | The client receives `CANCELLED` at or after its deadline (tonic's server answering an expired `grpc-timeout`) | `DEADLINE_EXCEEDED` | Error, `error.type=DEADLINE_EXCEEDED` | — |
 //! | The server's inner service returns `Err` | the `tonic::Status` code in the error, else `UNKNOWN` (what tonic answers) | — | per the server rule |
 //! | The client's channel returns `Err` (transport failure) | not set (no status exists) | Error, `error.type` = `connection_refused`, `connection_reset`, `timeout`, `broken_pipe`, ... (the I/O error kind in the source chain), `connect` (`tonic::ConnectError` without an I/O cause), or `transport` | — |
 //! | The response body fails | the `tonic::Status` code it carries | per the role's rule | per the role's rule |

@@ -198,7 +198,7 @@ where
 
         let name = match recognition {
             Recognition::No => std::borrow::Cow::Borrowed(RPC_SYSTEM_GRPC),
-            _ => std::borrow::Cow::Owned(method.full.to_string()),
+            _ => shared.span_name(&method.full),
         };
         let dup = shared.dup();
         let mut attrs = Vec::with_capacity(8 + shared.request_metadata.len());
@@ -222,22 +222,13 @@ where
         if let Some(addr) = &server_address {
             addr.push_attributes(&mut attrs);
         }
-        #[cfg(feature = "transport")]
-        if let Some(peer) = req
-            .extensions()
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(|i| i.remote_addr())
-        {
-            use opentelemetry_semantic_conventions::attribute::{NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT};
-            attrs.push(KeyValue::new(NETWORK_PEER_ADDRESS, peer.ip().to_string()));
-            attrs.push(KeyValue::new(NETWORK_PEER_PORT, i64::from(peer.port())));
-        }
         for key in &shared.request_metadata {
             if let Some(kv) = metadata_attribute(req.headers(), key) {
                 attrs.push(kv);
             }
         }
-        let span = shared.tracer.build_with_context(
+        #[allow(unused_mut)] // set only with the `transport` feature
+        let mut span = shared.tracer.build_with_context(
             shared
                 .tracer
                 .span_builder(name)
@@ -245,6 +236,20 @@ where
                 .with_attributes(attrs),
             &parent,
         );
+        // Not sampling-relevant: formatted only for spans that record.
+        #[cfg(feature = "transport")]
+        if opentelemetry::trace::Span::is_recording(&span) {
+            if let Some(peer) = req
+                .extensions()
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|i| i.remote_addr())
+            {
+                use opentelemetry::trace::Span as _;
+                use opentelemetry_semantic_conventions::attribute::{NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT};
+                span.set_attribute(KeyValue::new(NETWORK_PEER_ADDRESS, peer.ip().to_string()));
+                span.set_attribute(KeyValue::new(NETWORK_PEER_PORT, i64::from(peer.port())));
+            }
+        }
         let cx = parent.with_span(span);
 
         let timeout = match (parse_grpc_timeout(req.headers()), shared.server_timeout) {
