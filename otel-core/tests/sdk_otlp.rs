@@ -164,6 +164,19 @@ fn guard_flushes_traces_metrics_and_logs_to_an_otlp_http_receiver() {
 
     guard.shutdown().expect("shutdown flushes without error");
 
+    // Everything delivered, nothing lost, and the exporters' own counters say so.
+    let stats = guard.export_stats();
+    assert_eq!(
+        (stats.spans_ended, stats.spans_exported, stats.spans_failed),
+        (1, 1, 0),
+        "{stats}"
+    );
+    assert_eq!(stats.spans_pending_or_dropped(), 0);
+    assert!(stats.metric_points_exported >= 1, "{stats}");
+    assert_eq!(stats.log_records_exported, 2, "{stats}");
+    assert_eq!(stats.failed(), 0);
+    assert_eq!(guard.last_export_error(), None);
+
     let traces = receiver.received("/v1/traces");
     assert!(!traces.is_empty(), "no trace export received");
     assert_eq!(traces[0].content_type, "application/x-protobuf");
@@ -208,6 +221,55 @@ fn guard_flushes_traces_metrics_and_logs_to_an_otlp_http_receiver() {
             .any(|m| m.name == "test.requests")
     });
     assert!(found, "test.requests was not exported");
+    // The semconv SDK self-observability counter: the final collection (after the span flush)
+    // reports the one exported span for the OTLP/HTTP span exporter, without error.type.
+    let span_exported: Vec<_> = metrics
+        .iter()
+        .flat_map(|m| {
+            ExportMetricsServiceRequest::decode(m.body.as_slice())
+                .expect("valid OTLP protobuf")
+                .resource_metrics
+        })
+        .flat_map(|rm| rm.scope_metrics)
+        .flat_map(|sm| sm.metrics)
+        .filter(|m| m.name == "otel.sdk.exporter.span.exported")
+        .collect();
+    let last = span_exported
+        .last()
+        .expect("otel.sdk.exporter.span.exported was exported");
+    assert_eq!(last.unit, "{span}");
+    let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(sum)) = &last.data else {
+        panic!("otel.sdk.exporter.span.exported is not a sum: {last:?}");
+    };
+    assert!(sum.is_monotonic);
+    assert_eq!(sum.data_points.len(), 1, "{sum:?}");
+    let point = &sum.data_points[0];
+    assert_eq!(
+        point.value,
+        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(1))
+    );
+    let mut attrs: Vec<(String, String)> = point
+        .attributes
+        .iter()
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(AnyValue::StringValue(s)) => s.clone(),
+                other => panic!("{} is not a string: {other:?}", kv.key),
+            };
+            (kv.key.clone(), v)
+        })
+        .collect();
+    attrs.sort();
+    assert_eq!(
+        attrs,
+        vec![
+            (
+                "otel.component.name".to_string(),
+                "otlp_http_span_exporter/0".to_string()
+            ),
+            ("otel.component.type".to_string(), "otlp_http_span_exporter".to_string()),
+        ]
+    );
 
     let logs = receiver.received("/v1/logs");
     assert!(!logs.is_empty(), "no log export received");
@@ -309,6 +371,15 @@ fn closed_port_does_not_block_the_application_or_hang_shutdown() {
         waited < Duration::from_secs(6),
         "shutdown waited {waited:?}, result {result:?}"
     );
+    // Nothing reached a collector, and every span is accounted for: either in a failed export
+    // or dropped for a full queue (the queues are empty after shutdown).
+    let stats = guard.export_stats();
+    assert_eq!(stats.spans_ended, 5_000, "{stats}");
+    assert_eq!(stats.spans_exported, 0, "{stats}");
+    assert!(stats.spans_failed > 0, "{stats}");
+    assert_eq!(stats.spans_failed + stats.spans_pending_or_dropped(), 5_000, "{stats}");
+    let error = guard.last_export_error().expect("the failed export is reported");
+    assert!(error.starts_with("otlp_http_"), "{error}");
 }
 
 #[test]

@@ -57,6 +57,14 @@
 //! application. [`TelemetryGuard::shutdown`] flushes and shuts down on a separate thread and
 //! waits at most the shutdown timeout (5 s by default).
 //!
+//! What is dropped is counted, not silently lost: every exporter the builder creates is wrapped
+//! so that [`TelemetryGuard::export_stats`] reports spans, metric points and log records
+//! delivered and lost (and spans dropped for a full queue); the same totals are exported as
+//! the semconv counters `otel.sdk.exporter.span.exported`,
+//! `otel.sdk.exporter.metric_data_point.exported` and `otel.sdk.exporter.log.exported` (with
+//! `error.type` on failures), and a `tracing` warning (target `otel_core::sdk`) says when a
+//! signal's exports start failing and how much was lost when they recover.
+//!
 //! # Logs and exceptions
 //!
 //! With a logs exporter configured, [`TelemetryGuard::tracing_layer`] returns a
@@ -66,12 +74,14 @@
 //! the global subscriber.
 
 mod env;
+mod health;
 mod prometheus;
 mod resource;
 
 pub use env::{
     ConfigError, Exporter, OtlpCompression, OtlpConfig, OtlpProtocol, PropagatorKind, SamplerConfig, SdkConfig, Signal,
 };
+pub use health::ExportStats;
 pub use prometheus::PrometheusHandle;
 
 use std::collections::HashMap;
@@ -88,6 +98,10 @@ use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, ShouldSample};
 use opentelemetry_sdk::Resource;
+
+use health::{
+    CountingLogExporter, CountingMetricExporter, CountingSpanExporter, CountingSpanProcessor, ExportHealth, SignalKind,
+};
 
 use crate::propagation::{W3cBaggagePropagator, W3cPropagator, W3cTraceContextPropagator};
 use crate::Instrumentation;
@@ -302,8 +316,10 @@ impl SdkBuilder {
     /// Builds the providers without touching the globals (use [`TelemetryGuard::instrumentation`]).
     pub fn build(self) -> Result<TelemetryGuard, SdkError> {
         let propagator = build_propagator(&self.config.propagators);
+        let health = ExportHealth::default();
         if self.config.disabled {
             return Ok(TelemetryGuard::new(Inner {
+                health,
                 disabled: true,
                 tracer_provider: None,
                 meter_provider: None,
@@ -330,22 +346,29 @@ impl SdkBuilder {
         let tracer_provider = if c.traces_exporters.is_empty() {
             None
         } else {
-            Some(build_tracer_provider(c, resource.clone(), self.sampler)?)
+            Some(build_tracer_provider(c, resource.clone(), self.sampler, &health)?)
         };
         let mut prometheus = None;
         let meter_provider = if c.metrics_exporters.is_empty() {
             None
         } else {
-            let (mp, prom) = build_meter_provider(c, resource.clone())?;
+            let (mp, prom) = build_meter_provider(c, resource.clone(), &health)?;
             prometheus = prom;
+            health.register_metrics(&opentelemetry::metrics::MeterProvider::meter_with_scope(
+                &mp,
+                opentelemetry::InstrumentationScope::builder("otel-core")
+                    .with_version(env!("CARGO_PKG_VERSION"))
+                    .build(),
+            ));
             Some(mp)
         };
         let logger_provider = if c.logs_exporters.is_empty() {
             None
         } else {
-            Some(build_logger_provider(c, resource)?)
+            Some(build_logger_provider(c, resource, &health)?)
         };
         Ok(TelemetryGuard::new(Inner {
+            health,
             disabled: false,
             tracer_provider,
             meter_provider,
@@ -494,7 +517,26 @@ fn build_tracer_provider(
     c: &SdkConfig,
     resource: Resource,
     sampler: Option<Box<dyn ShouldSample>>,
+    health: &ExportHealth,
 ) -> Result<SdkTracerProvider, SdkError> {
+    // Every exporter is wrapped so that what it delivers and loses is counted (health.rs).
+    fn counted(
+        b: opentelemetry_sdk::trace::TracerProviderBuilder,
+        health: &ExportHealth,
+        component_type: &'static str,
+        exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+    ) -> opentelemetry_sdk::trace::TracerProviderBuilder {
+        let stats = health.component(SignalKind::Traces, component_type);
+        let exporter = CountingSpanExporter {
+            inner: exporter,
+            stats: stats.clone(),
+            health: health.clone(),
+        };
+        b.with_span_processor(CountingSpanProcessor {
+            inner: opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter).build(),
+            stats,
+        })
+    }
     let mut b = SdkTracerProvider::builder().with_resource(resource);
     b = match sampler {
         Some(s) => b.with_sampler(BoxedSampler(s)),
@@ -502,12 +544,22 @@ fn build_tracer_provider(
     };
     for e in &c.traces_exporters {
         b = match e {
-            Exporter::Otlp => b.with_batch_exporter(otlp_exporter!(
-                opentelemetry_otlp::SpanExporter::builder(),
-                &c.otlp_traces,
-                "traces"
-            )?),
-            Exporter::Console => b.with_batch_exporter(opentelemetry_stdout::SpanExporter::default()),
+            Exporter::Otlp => counted(
+                b,
+                health,
+                match c.otlp_traces.protocol {
+                    OtlpProtocol::Grpc => "otlp_grpc_span_exporter",
+                    OtlpProtocol::HttpProtobuf => "otlp_http_span_exporter",
+                    OtlpProtocol::HttpJson => "otlp_http_json_span_exporter",
+                },
+                otlp_exporter!(opentelemetry_otlp::SpanExporter::builder(), &c.otlp_traces, "traces")?,
+            ),
+            Exporter::Console => counted(
+                b,
+                health,
+                "console_span_exporter",
+                opentelemetry_stdout::SpanExporter::default(),
+            ),
             // Rejected by the parser for traces; nothing to export to.
             Exporter::Prometheus => b,
         };
@@ -537,7 +589,13 @@ impl ShouldSample for BoxedSampler {
 fn build_meter_provider(
     c: &SdkConfig,
     resource: Resource,
+    health: &ExportHealth,
 ) -> Result<(SdkMeterProvider, Option<PrometheusHandle>), SdkError> {
+    let counted = |component_type, exporter| CountingMetricExporter {
+        inner: exporter,
+        stats: health.component(SignalKind::Metrics, component_type),
+        health: health.clone(),
+    };
     let mut b = SdkMeterProvider::builder().with_resource(resource);
     let mut prometheus = None;
     for e in &c.metrics_exporters {
@@ -548,16 +606,25 @@ fn build_meter_provider(
                     &c.otlp_metrics,
                     "metrics"
                 )?;
+                let component_type = match c.otlp_metrics.protocol {
+                    OtlpProtocol::Grpc => "otlp_grpc_metric_exporter",
+                    OtlpProtocol::HttpProtobuf => "otlp_http_metric_exporter",
+                    OtlpProtocol::HttpJson => "otlp_http_json_metric_exporter",
+                };
                 b.with_reader(
-                    PeriodicReader::builder(exporter)
+                    PeriodicReader::builder(counted(component_type, exporter))
                         .with_interval(c.metric_export_interval)
                         .build(),
                 )
             }
             Exporter::Console => b.with_reader(
-                PeriodicReader::builder(opentelemetry_stdout::MetricExporter::default())
-                    .with_interval(c.metric_export_interval)
-                    .build(),
+                PeriodicReader::builder(CountingMetricExporter {
+                    inner: opentelemetry_stdout::MetricExporter::default(),
+                    stats: health.component(SignalKind::Metrics, "console_metric_exporter"),
+                    health: health.clone(),
+                })
+                .with_interval(c.metric_export_interval)
+                .build(),
             ),
             Exporter::Prometheus => {
                 let registry = ::prometheus::Registry::new();
@@ -576,16 +643,31 @@ fn build_meter_provider(
     Ok((b.build(), prometheus))
 }
 
-fn build_logger_provider(c: &SdkConfig, resource: Resource) -> Result<SdkLoggerProvider, SdkError> {
+fn build_logger_provider(
+    c: &SdkConfig,
+    resource: Resource,
+    health: &ExportHealth,
+) -> Result<SdkLoggerProvider, SdkError> {
     let mut b = SdkLoggerProvider::builder().with_resource(resource);
     for e in &c.logs_exporters {
         b = match e {
-            Exporter::Otlp => b.with_batch_exporter(otlp_exporter!(
-                opentelemetry_otlp::LogExporter::builder(),
-                &c.otlp_logs,
-                "logs"
-            )?),
-            Exporter::Console => b.with_batch_exporter(opentelemetry_stdout::LogExporter::default()),
+            Exporter::Otlp => b.with_batch_exporter(CountingLogExporter {
+                inner: otlp_exporter!(opentelemetry_otlp::LogExporter::builder(), &c.otlp_logs, "logs")?,
+                stats: health.component(
+                    SignalKind::Logs,
+                    match c.otlp_logs.protocol {
+                        OtlpProtocol::Grpc => "otlp_grpc_log_exporter",
+                        OtlpProtocol::HttpProtobuf => "otlp_http_log_exporter",
+                        OtlpProtocol::HttpJson => "otlp_http_json_log_exporter",
+                    },
+                ),
+                health: health.clone(),
+            }),
+            Exporter::Console => b.with_batch_exporter(CountingLogExporter {
+                inner: opentelemetry_stdout::LogExporter::default(),
+                stats: health.component(SignalKind::Logs, "console_log_exporter"),
+                health: health.clone(),
+            }),
             Exporter::Prometheus => b,
         };
     }
@@ -601,6 +683,7 @@ fn install_tracing_subscriber(guard: &TelemetryGuard) -> Result<(), SdkError> {
 }
 
 struct Inner {
+    health: ExportHealth,
     disabled: bool,
     tracer_provider: Option<SdkTracerProvider>,
     meter_provider: Option<SdkMeterProvider>,
@@ -653,6 +736,21 @@ impl TelemetryGuard {
     /// The logger provider, when logs are exported.
     pub fn logger_provider(&self) -> Option<&SdkLoggerProvider> {
         self.inner.logger_provider.as_ref()
+    }
+
+    /// What the exporters delivered and lost so far: spans, metric data points and log records
+    /// in failed exports (collector down, rejected, timed out), and spans still queued or dropped
+    /// for a full queue. The same totals are exported as the semconv SDK self-observability
+    /// counters `otel.sdk.exporter.{span,metric_data_point,log}.exported` (failures with
+    /// `error.type` = `timeout` or `export_failed`), and a `tracing` warning (target
+    /// `otel_core::sdk`) is emitted when a signal's exports start failing.
+    pub fn export_stats(&self) -> ExportStats {
+        self.inner.health.snapshot()
+    }
+
+    /// The most recent export error (`<exporter>/<n>: <error>`), if any export ever failed.
+    pub fn last_export_error(&self) -> Option<String> {
+        self.inner.health.last_error()
     }
 
     /// The Prometheus scrape handler, when `OTEL_METRICS_EXPORTER` includes `prometheus`.
