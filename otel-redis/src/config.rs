@@ -1,8 +1,10 @@
 //! [`RedisInstrumentation`]: tracer, instruments and options, built once and shared by every
 //! instrumented connection.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use opentelemetry::metrics::{Histogram, Meter};
 use opentelemetry::KeyValue;
@@ -10,7 +12,7 @@ use opentelemetry_semantic_conventions::attribute::{
     DB_NAMESPACE, DB_SYSTEM_NAME, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, SERVER_ADDRESS, SERVER_PORT,
 };
 use opentelemetry_semantic_conventions::metric::DB_CLIENT_OPERATION_DURATION;
-use otel_core::instruments::{duration_histogram, DB_DURATION_BUCKETS};
+use otel_core::instruments::{duration_histogram, BoundInstruments, DB_DURATION_BUCKETS};
 use otel_core::Instrumentation;
 use redis::{ConnectionAddr, ConnectionInfo};
 
@@ -59,7 +61,9 @@ pub(crate) struct Shared {
     // Pool instruments are created from it (feature `deadpool`).
     #[cfg_attr(not(feature = "deadpool"), allow(dead_code))]
     pub(crate) meter: Meter,
-    pub(crate) duration: Histogram<f64>,
+    /// Keyed by (`Target::id`, `db.operation.name`): successful operations record through a
+    /// bound handle, skipping the SDK's attribute hashing and sorting.
+    pub(crate) duration: BoundInstruments<Histogram<f64>, (u64, Cow<'static, str>), f64>,
     pub(crate) query_text: QueryText,
     pub(crate) filter: Option<CommandFilter>,
 }
@@ -110,11 +114,14 @@ impl RedisInstrumentationBuilder {
         let scope = Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
         let tracer = self.instrumentation.tracer(scope.clone());
         let meter = self.instrumentation.meter(scope);
-        let duration = duration_histogram(
-            &meter,
-            DB_CLIENT_OPERATION_DURATION,
-            "Duration of database client operations.",
-            &DB_DURATION_BUCKETS,
+        let duration = BoundInstruments::new(
+            duration_histogram(
+                &meter,
+                DB_CLIENT_OPERATION_DURATION,
+                "Duration of database client operations.",
+                &DB_DURATION_BUCKETS,
+            ),
+            self.instrumentation.bound_instrument_capacity(),
         );
         RedisInstrumentation {
             shared: Arc::new(Shared {
@@ -167,10 +174,35 @@ impl RedisInstrumentation {
 ///   `"3"`), as a string. A later `SELECT` on the connection is not tracked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Target {
+    /// Equal for targets with equal attributes (see [`target_id`]): the bound-instrument key.
+    pub(crate) id: u64,
     pub(crate) attributes: Vec<KeyValue>,
     pub(crate) address: String,
     pub(crate) port: Option<u16>,
     pub(crate) namespace: String,
+}
+
+/// An id per distinct (address, port, namespace), so that connections to the same server share
+/// bound metric handles. Past a cap of distinct targets, each new target gets a fresh id (its
+/// points are still right; it just binds its own handles, or records unbound once the cache is
+/// full), so the table stays bounded.
+fn target_id(address: &str, port: Option<u16>, namespace: &str) -> u64 {
+    type Ids = HashMap<(String, Option<u16>, String), u64>;
+    static IDS: Mutex<Option<Ids>> = Mutex::new(None);
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    const MAX_TARGETS: usize = 1024;
+    let next = || NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut ids = IDS.lock().unwrap_or_else(|p| p.into_inner());
+    let ids = ids.get_or_insert_with(HashMap::new);
+    let key = (address.to_owned(), port, namespace.to_owned());
+    if let Some(id) = ids.get(&key) {
+        return *id;
+    }
+    let id = next();
+    if ids.len() < MAX_TARGETS {
+        ids.insert(key, id);
+    }
+    id
 }
 
 /// A reference-counted string value: the per-operation attribute copies then cost no allocation.
@@ -204,6 +236,7 @@ impl Target {
             }
         }
         Self {
+            id: target_id(&address, port, &namespace),
             attributes,
             address,
             port,
@@ -251,5 +284,15 @@ mod tests {
             ]
         );
         assert_eq!(t.pool_name(), "cache.internal:6380/0");
+    }
+
+    #[test]
+    fn equal_targets_share_an_id() {
+        let info = |url: &str| url.into_connection_info().unwrap();
+        let a = Target::from_connection_info(&info("redis://127.0.0.1:6379/3"));
+        let b = Target::from_connection_info(&info("redis://127.0.0.1:6379/3"));
+        let c = Target::from_connection_info(&info("redis://127.0.0.1:6379/4"));
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
     }
 }

@@ -145,21 +145,21 @@ struct CallState {
     span: otel_core::Span,
     start: Instant,
     shared: Arc<Shared>,
-    metric_attributes: Vec<KeyValue>,
+    target: Arc<Target>,
+    operation: Cow<'static, str>,
 }
 
 impl CallState {
     fn start(
         shared: &Arc<Shared>,
-        target: &Target,
+        target: &Arc<Target>,
         span_name: Cow<'static, str>,
         operation: Cow<'static, str>,
         batch_size: Option<usize>,
     ) -> Self {
-        let mut metric_attributes = Vec::with_capacity(target.attributes.len() + 3);
-        metric_attributes.extend(target.attributes.iter().cloned());
-        metric_attributes.push(KeyValue::new(DB_OPERATION_NAME, operation));
-        let mut span_attributes = metric_attributes.clone();
+        let mut span_attributes = Vec::with_capacity(target.attributes.len() + 2);
+        span_attributes.extend(target.attributes.iter().cloned());
+        span_attributes.push(KeyValue::new(DB_OPERATION_NAME, operation.clone()));
         if let Some(n) = batch_size.filter(|n| *n >= 2) {
             span_attributes.push(KeyValue::new(
                 DB_OPERATION_BATCH_SIZE,
@@ -174,24 +174,45 @@ impl CallState {
             span,
             start: Instant::now(),
             shared: shared.clone(),
-            metric_attributes,
+            target: target.clone(),
+            operation,
         }
     }
 
+    /// The duration point's attributes: the target's, `db.operation.name`, then any `extra`.
+    // `&Cow`, not `&str`: cloning keeps a static name borrowed instead of allocating.
+    #[allow(clippy::ptr_arg)]
+    fn metric_attributes(target: &Target, operation: &Cow<'static, str>, extra: usize) -> Vec<KeyValue> {
+        let mut attributes = Vec::with_capacity(target.attributes.len() + 1 + extra);
+        attributes.extend(target.attributes.iter().cloned());
+        attributes.push(KeyValue::new(DB_OPERATION_NAME, operation.clone()));
+        attributes
+    }
+
     fn finish(mut self, failure: Option<Failure>) {
-        let elapsed = self.start.elapsed();
-        if let Some(f) = failure {
-            if let Some(code) = f.status_code {
-                let kv = KeyValue::new(DB_RESPONSE_STATUS_CODE, code);
-                if self.span.is_recording() {
-                    self.span.set_attribute(kv.clone());
-                }
-                self.metric_attributes.push(kv);
+        let elapsed = seconds(self.start.elapsed());
+        match failure {
+            None => {
+                let key = (self.target.id, self.operation);
+                let target = &self.target;
+                self.shared
+                    .duration
+                    .record(&key, elapsed, || Self::metric_attributes(target, &key.1, 0));
             }
-            let kv = record_failure(&mut self.span, f.error_type, f.description);
-            self.metric_attributes.push(kv);
+            // Failures are rare and carry per-error attributes: recorded unbound.
+            Some(f) => {
+                let mut attributes = Self::metric_attributes(&self.target, &self.operation, 2);
+                if let Some(code) = f.status_code {
+                    let kv = KeyValue::new(DB_RESPONSE_STATUS_CODE, code);
+                    if self.span.is_recording() {
+                        self.span.set_attribute(kv.clone());
+                    }
+                    attributes.push(kv);
+                }
+                attributes.push(record_failure(&mut self.span, f.error_type, f.description));
+                self.shared.duration.instrument().record(elapsed, &attributes);
+            }
         }
-        self.shared.duration.record(seconds(elapsed), &self.metric_attributes);
         self.span.end();
     }
 }
