@@ -1,0 +1,61 @@
+//! Runs N point SELECTs on in-memory SQLite through one variant, for instruction counting under
+//! callgrind (all threads, SQLite's worker thread included). Instructions per query =
+//! `(Ir(N) - Ir(0)) / N`.
+//!
+//! Usage: `sql_instructions <raw|otel-sql> <queries> [unsampled]`. Same SDK setup as the HTTP
+//! benches (batch span processor and periodic reader with discarding exporters).
+
+use benches::http_apps::{runtime, Sdk};
+use otel_sql::{InstrumentedPool, SqlOptions};
+use sqlx::sqlite::SqlitePoolOptions;
+
+const POINT: &str = "SELECT id, name FROM users WHERE id = ?";
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let variant = args.next().unwrap_or_default();
+    let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let sampled = args.next().as_deref() != Some("unsampled");
+    let sdk = Sdk::new(sampled);
+    let rt = runtime();
+    let pool = rt.block_on(async {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("sqlite");
+        sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+            .execute(&pool)
+            .await
+            .expect("create");
+        sqlx::query("INSERT INTO users (id, name) VALUES (1, 'alice')")
+            .execute(&pool)
+            .await
+            .expect("insert");
+        pool
+    });
+    let mut names = 0usize;
+    match variant.as_str() {
+        "raw" => rt.block_on(async {
+            // One warm-up query so lazily initialised state is not counted.
+            for _ in 0..=n {
+                let row: (i64, String) = sqlx::query_as(POINT).bind(1i64).fetch_one(&pool).await.expect("select");
+                names += row.1.len();
+            }
+        }),
+        "otel-sql" => {
+            let pool = InstrumentedPool::new(pool, SqlOptions::new().with_instrumentation(sdk.instrumentation()));
+            rt.block_on(async {
+                for _ in 0..=n {
+                    let row: (i64, String) = sqlx::query_as(POINT).bind(1i64).fetch_one(&pool).await.expect("select");
+                    names += row.1.len();
+                }
+            })
+        }
+        other => {
+            eprintln!("unknown variant {other:?}: raw or otel-sql");
+            std::process::exit(2);
+        }
+    }
+    println!("{variant}: {n} queries, {names} bytes");
+}
