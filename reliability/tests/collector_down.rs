@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use otel_core::sdk::{Exporter, OtlpProtocol, SdkBuilder, SdkConfig};
+use otel_core::sdk::{ExportStats, Exporter, OtlpProtocol, SdkBuilder, SdkConfig};
 use otel_core::Instrumentation;
 use otel_http::HttpServerLayer;
 use reliability::{drive, env_count, items_router, percentile, report, rss_kib, serve_axum};
@@ -83,6 +83,10 @@ struct Phase {
     p99: Duration,
     rss_after_warmup: u64,
     rss_kib: u64,
+    /// Requests served in the phase (warm-up included): one sampled server span each.
+    requests: u64,
+    stats: ExportStats,
+    last_error: Option<String>,
 }
 
 async fn run_phase(name: &'static str, port: u16, n: usize) -> Phase {
@@ -106,19 +110,28 @@ async fn run_phase(name: &'static str, port: u16, n: usize) -> Phase {
     let started = Instant::now();
     let latencies = drive(addr, n).await;
     report(name, n, started.elapsed(), &latencies);
-    let phase = Phase {
-        name,
-        p50: percentile(&latencies, 50.0),
-        p99: percentile(&latencies, 99.0),
-        rss_after_warmup,
-        rss_kib: rss_kib(),
-    };
+    let (p50, p99, rss_kib) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0), rss_kib());
     let shutdown_started = Instant::now();
-    let result = tokio::task::spawn_blocking(move || guard.shutdown()).await.unwrap();
+    let (result, guard) = tokio::task::spawn_blocking(move || (guard.shutdown(), guard))
+        .await
+        .unwrap();
     let waited = shutdown_started.elapsed();
     eprintln!("{name}: shutdown {result:?} after {waited:.2?}");
     assert!(waited < Duration::from_secs(10), "{name}: shutdown waited {waited:?}");
-    phase
+    // What was lost is counted and visible (otel-core's export health).
+    let stats = guard.export_stats();
+    let last_error = guard.last_export_error();
+    eprintln!("{name}: export stats: {stats}; last error: {last_error:?}");
+    Phase {
+        name,
+        p50,
+        p99,
+        rss_after_warmup,
+        rss_kib,
+        requests: (n + n / 10) as u64,
+        stats,
+        last_error,
+    }
 }
 
 /// The OTLP/HTTP exporter pointed at a healthy in-process receiver, a closed port and a
@@ -134,8 +147,35 @@ async fn collector_down_or_silent_keeps_serving_with_bounded_latency_and_memory(
     let healthy = run_phase("exporter healthy", healthy_port, n).await;
     eprintln!("healthy receiver: {} export requests", received.load(Ordering::Relaxed));
     assert!(received.load(Ordering::Relaxed) > 0, "the healthy receiver got exports");
+    assert_eq!(healthy.stats.spans_ended, healthy.requests, "{}", healthy.stats);
+    assert_eq!(healthy.stats.spans_exported, healthy.requests, "{}", healthy.stats);
+    assert_eq!(healthy.stats.failed(), 0, "{}", healthy.stats);
     let closed = run_phase("exporter closed port", closed_port(), n).await;
     let silent = run_phase("exporter silent listener", silent_listener(), n).await;
+    // Dropped telemetry is counted: every span of the dead-collector phases is either in a failed
+    // export or still queued / dropped for a full queue, none is reported as delivered, and the
+    // cause is visible.
+    for phase in [&closed, &silent] {
+        let s = &phase.stats;
+        assert_eq!(s.spans_ended, phase.requests, "{}: {s}", phase.name);
+        assert_eq!(s.spans_exported, 0, "{}: {s}", phase.name);
+        assert_eq!(
+            s.spans_failed + s.spans_pending_or_dropped(),
+            phase.requests,
+            "{}: {s}",
+            phase.name
+        );
+    }
+    assert!(closed.stats.spans_failed > 0, "{}", closed.stats);
+    assert!(closed.stats.metric_points_failed > 0, "{}", closed.stats);
+    assert!(
+        closed
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("otlp_http_")),
+        "{:?}",
+        closed.last_error
+    );
     for phase in [&closed, &silent] {
         let p50_ratio = phase.p50.as_secs_f64() / healthy.p50.as_secs_f64();
         let p99_ratio = phase.p99.as_secs_f64() / healthy.p99.as_secs_f64();
