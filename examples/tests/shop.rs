@@ -1,14 +1,24 @@
 //! Runs the `shop` demo's scenario in-process and asserts the shape of every trace: one trace per
 //! step, the span tree across gateway → users / orders → notifier, error status exactly where
-//! the conventions put it, and no SQL on a cache hit.
+//! the conventions put it, and no SQL on a cache hit. It runs three times: with the defaults
+//! (SQLite, the Kafka mock cluster), with PostgreSQL and RabbitMQ, and with MySQL/MariaDB and
+//! NATS, checking each backend's `db.system.name` / `messaging.system` on the right spans and
+//! that the run's schema, database and queue are gone after shutdown.
 //!
-//! Redis must be reachable at `REDIS_URL` (default `redis://127.0.0.1:6379`) for the cache
-//! assertions; everything else is embedded.
+//! Needs Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`) for the cache assertions, and for
+//! the server runs PostgreSQL (`DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`),
+//! MariaDB or MySQL (`MYSQL_URL`, default `mysql://root@127.0.0.1:3306/test`), RabbitMQ
+//! (`AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/%2f`) and NATS (`NATS_URL`, default
+//! `nats://127.0.0.1:4222`): `docker compose up -d`. A service that cannot be reached fails its
+//! test with the URL tried and how to start it.
 
+use examples::shop::broker::BrokerBackend;
 use examples::shop::scenario::{self, Outcome};
+use examples::shop::store::DbBackend;
 use examples::shop::telemetry::FinishedSpan;
 use examples::shop::{Cache, Shop, ShopOptions};
 use opentelemetry::trace::{SpanKind, Status};
+use sqlx::Connection as _;
 
 /// The one span of `o` with this service, kind and name.
 #[track_caller]
@@ -83,18 +93,149 @@ fn assert_errors(o: &Outcome, expected: &[(&str, SpanKind, &str)]) {
     assert_eq!(errors, expected, "step {:?}: spans with status Error", o.title);
 }
 
+/// The spans of SQL statements (any `db.system.name` but Redis's).
 fn sql_spans(o: &Outcome) -> Vec<&FinishedSpan> {
     o.spans
         .iter()
-        .filter(|s| s.attr_string("db.system.name").as_deref() == Some("sqlite"))
+        .filter(|s| s.attr_string("db.system.name").is_some_and(|system| system != "redis"))
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scenario_traces_have_the_expected_shapes() {
-    let shop = Shop::start(&ShopOptions::from_env().expect("valid options"))
+#[track_caller]
+fn assert_attr(o: &Outcome, s: &FinishedSpan, key: &str, expected: &str) {
+    assert_eq!(
+        s.attr_string(key).as_deref(),
+        Some(expected),
+        "step {:?}: {} {:?} {key}",
+        o.title,
+        s.service,
+        s.name
+    );
+}
+
+/// The `db.system.name` otel-sql should report for this database: for MySQL URLs, what the
+/// server says it is (`mariadb` or `mysql`).
+async fn expected_db_system(db: &DbBackend) -> &'static str {
+    match db {
+        DbBackend::Sqlite => "sqlite",
+        DbBackend::Postgres { .. } => "postgresql",
+        DbBackend::MySql { url } => {
+            let mut conn = sqlx::MySqlConnection::connect(url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot connect to MySQL/MariaDB at {url} ({e}); start it with `docker compose up -d mariadb` or set MYSQL_URL"));
+            let version: String = sqlx::query_scalar("SELECT VERSION()")
+                .fetch_one(&mut conn)
+                .await
+                .expect("SELECT VERSION()");
+            if version.to_ascii_lowercase().contains("mariadb") {
+                "mariadb"
+            } else {
+                "mysql"
+            }
+        }
+    }
+}
+
+/// Whether the run's schema (PostgreSQL) or database (MySQL) still exists.
+async fn namespace_exists(db: &DbBackend, namespace: &str) -> bool {
+    let sql = "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = ";
+    let count: i64 = match db {
+        DbBackend::Sqlite => return false,
+        DbBackend::Postgres { url } => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to PostgreSQL");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("{sql}$1")))
+                .bind(namespace)
+                .fetch_one(&mut conn)
+                .await
+                .expect("query information_schema")
+        }
+        DbBackend::MySql { url } => {
+            let mut conn = sqlx::MySqlConnection::connect(url).await.expect("connect to MySQL");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("{sql}?")))
+                .bind(namespace)
+                .fetch_one(&mut conn)
+                .await
+                .expect("query information_schema")
+        }
+    };
+    count > 0
+}
+
+/// Whether the run's RabbitMQ queue still exists (a passive declare fails when it does not).
+async fn queue_exists(url: &str, queue: &str) -> bool {
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
         .await
-        .expect("the shop starts");
+        .expect("connect to RabbitMQ");
+    let channel = conn.create_channel().await.expect("channel");
+    let options = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let exists = channel
+        .queue_declare(queue, options, lapin::types::FieldTable::default())
+        .await
+        .is_ok();
+    let _ = conn.close(200, "checked").await;
+    exists
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defaults_sqlite_and_kafka_mock_cluster() {
+    check_scenario(DbBackend::Sqlite, BrokerBackend::Kafka).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_and_rabbitmq() {
+    check_scenario(
+        DbBackend::parse("postgres").expect("known database"),
+        BrokerBackend::parse("rabbitmq").expect("known broker"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_and_nats() {
+    check_scenario(
+        DbBackend::parse("mysql").expect("known database"),
+        BrokerBackend::parse("nats").expect("known broker"),
+    )
+    .await;
+}
+
+async fn check_scenario(db: DbBackend, broker: BrokerBackend) {
+    let db_system = expected_db_system(&db).await;
+    let options = ShopOptions {
+        db: db.clone(),
+        broker: broker.clone(),
+        ..ShopOptions::from_env().expect("valid options")
+    };
+    let shop = Shop::start(&options)
+        .await
+        .unwrap_or_else(|e| panic!("the shop did not start: {e}"));
+    let destination = shop.order_destination().to_owned();
+    let (messaging_system, send_name, settle_name) = match &broker {
+        BrokerBackend::Kafka => {
+            assert_eq!(destination, "order.created", "the mock cluster is private to the run");
+            (
+                "kafka",
+                format!("send {destination}"),
+                Some(format!("commit {destination}")),
+            )
+        }
+        BrokerBackend::RabbitMq { .. } => (
+            "rabbitmq",
+            format!("publish {destination}"),
+            Some(format!("ack {destination}")),
+        ),
+        BrokerBackend::Nats { .. } => ("nats", format!("send {destination}"), None),
+    };
+    if broker != BrokerBackend::Kafka {
+        assert_eq!(
+            destination,
+            format!("order.created.{}", shop.run_id),
+            "a real broker gets a destination of the run's own"
+        );
+    }
     let outcomes = scenario::run(&shop).await.expect("the scenario runs");
     let statuses: Vec<u16> = outcomes.iter().map(|o| o.status).collect();
     assert_eq!(statuses, [201, 200, 200, 201, 402, 404, 200], "gateway responses");
@@ -116,6 +257,7 @@ async fn scenario_traces_have_the_expected_shapes() {
         "the users span continues the propagated context"
     );
     assert_child(create, insert, users_server);
+    assert_attr(create, insert, "db.system.name", db_system);
     assert_eq!(create.spans.len(), 4);
     assert_errors(create, &[]);
 
@@ -136,7 +278,10 @@ async fn scenario_traces_have_the_expected_shapes() {
     assert!(rpc_server.parent_is_remote);
     let charge = span(order, "orders", SpanKind::Internal, "charge payment");
     let insert = span(order, "orders", client.clone(), "INSERT orders");
-    let send = span(order, "orders", SpanKind::Producer, "send order.created");
+    assert_attr(order, insert, "db.system.name", db_system);
+    let send = span(order, "orders", SpanKind::Producer, &send_name);
+    assert_attr(order, send, "messaging.system", messaging_system);
+    assert_attr(order, send, "messaging.destination.name", &destination);
     for child in [charge, insert, send] {
         assert_child(order, child, rpc_server);
     }
@@ -144,7 +289,9 @@ async fn scenario_traces_have_the_expected_shapes() {
         charge.end <= insert.start && insert.end <= send.start,
         "payment, then insert, then publish"
     );
-    let process = span(order, "notifier", SpanKind::Consumer, "process order.created");
+    let process = span(order, "notifier", SpanKind::Consumer, &format!("process {destination}"));
+    assert_attr(order, process, "messaging.system", messaging_system);
+    assert_attr(order, process, "messaging.destination.name", &destination);
     assert_child(order, process, send);
     assert!(
         process.parent_is_remote,
@@ -154,16 +301,23 @@ async fn scenario_traces_have_the_expected_shapes() {
         process.links.is_empty(),
         "child of the creation context, no ambient context to link"
     );
-    assert_child(
-        order,
-        span(order, "notifier", client.clone(), "INSERT notifications"),
-        process,
-    );
-    assert_child(
-        order,
-        span(order, "notifier", client.clone(), "commit order.created"),
-        process,
-    );
+    let notification = span(order, "notifier", client.clone(), "INSERT notifications");
+    assert_child(order, notification, process);
+    assert_attr(order, notification, "db.system.name", db_system);
+    match &settle_name {
+        Some(name) => {
+            let settle = span(order, "notifier", client.clone(), name);
+            assert_child(order, settle, process);
+            assert_attr(order, settle, "messaging.system", messaging_system);
+            assert_attr(order, settle, "messaging.operation.type", "settle");
+            assert!(notification.end <= settle.start, "written, then settled");
+        }
+        None => assert_eq!(
+            order.spans.iter().filter(|s| s.service == "notifier").count(),
+            2,
+            "core NATS has no acknowledgement: process and INSERT only"
+        ),
+    }
     let mut services: Vec<_> = order.spans.iter().map(|s| s.service).collect();
     services.dedup();
     services.sort_unstable();
@@ -216,11 +370,10 @@ async fn scenario_traces_have_the_expected_shapes() {
         Some("404")
     );
     assert_errors(not_found, &[("gateway", client.clone(), "GET /users/{id}")]);
-    assert_eq!(
-        sql_spans(not_found).len(),
-        1,
-        "a missing user is looked up in the database"
-    );
+    let lookups = sql_spans(not_found);
+    assert_eq!(lookups.len(), 1, "a missing user is looked up in the database");
+    assert_eq!(lookups[0].name, "SELECT users");
+    assert_attr(not_found, lookups[0], "db.system.name", db_system);
 
     // The caller's traceparent: same trace id, the gateway span is the child of the caller's span.
     let root = assert_one_trace(traced, traced.caller_span_id);
@@ -243,6 +396,11 @@ async fn scenario_traces_have_the_expected_shapes() {
         .find(|r| r.service == "gateway" && r.signal == "RPC client")
         .expect("a RED row for the gRPC client");
     assert_eq!((rpc_row.requests, rpc_row.errors), (2, 1));
+    let insert_row = format!("{db_system} INSERT orders");
+    assert!(
+        rows.iter().any(|r| r.service == "orders" && r.operation == insert_row),
+        "a RED row {insert_row:?} for orders: {rows:#?}"
+    );
 
     // The cache: a miss reads SQLite and fills Redis; the hit touches Redis only.
     if let Cache::Unavailable { url, reason } = &shop.cache {
@@ -259,6 +417,7 @@ async fn scenario_traces_have_the_expected_shapes() {
         assert_child(miss, child, users_server);
     }
     assert_eq!(get.attr_string("db.system.name").as_deref(), Some("redis"));
+    assert_attr(miss, select, "db.system.name", db_system);
     assert!(
         get.end <= select.start && select.end <= set.start,
         "GET (miss), SELECT, SET"
@@ -274,5 +433,16 @@ async fn scenario_traces_have_the_expected_shapes() {
     assert_eq!(hit.spans.len(), 4);
     assert_errors(hit, &[]);
 
+    let namespace = format!("shop_{}", shop.run_id);
     shop.shutdown().await.expect("clean shutdown");
+    assert!(
+        !namespace_exists(&db, &namespace).await,
+        "the run's schema / database {namespace} is dropped at shutdown"
+    );
+    if let BrokerBackend::RabbitMq { url } = &broker {
+        assert!(
+            !queue_exists(url, &destination).await,
+            "the run's queue {destination} is deleted at shutdown"
+        );
+    }
 }

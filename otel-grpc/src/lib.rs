@@ -5,6 +5,8 @@
 //! ([`otel_core`]). It follows the RPC semantic conventions v1.42 (the version
 //! `opentelemetry-semantic-conventions` 0.33 tracks).
 //!
+//! Quickstart, server and client: [`examples/examples/tonic.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/tonic.rs) (`cargo run -p examples --example tonic`).
+//!
 //! | Item | What it does |
 //! | --- | --- |
 //! | [`GrpcServerLayer`] | tower layer for `tonic::transport::Server::builder().layer(..)`: SERVER span and `rpc.server.call.duration` per call |

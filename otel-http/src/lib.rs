@@ -4,6 +4,10 @@
 //! hyper-util), actix-web and reqwest, following semantic conventions 1.42 (`opentelemetry` 0.33) on top of
 //! [`otel_core`].
 //!
+//! Quickstarts: [`axum`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/axum.rs), [`actix_web`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/actix_web.rs),
+//! [`hyper_client`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/hyper_client.rs), [`reqwest`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/reqwest.rs)
+//! (`cargo run -p examples --example <name>`).
+//!
 //! | Item | What it does |
 //! | --- | --- |
 //! | [`HttpServerLayer`] | `SERVER` spans named `{method} {http.route}`, W3C context extraction, `http.server.request.duration` / `http.server.active_requests` (and opt-in `http.server.response.body.size`), timed to the end of the response body |

@@ -6,6 +6,8 @@
 //! model ([`model`]) holds the span, propagation and metric logic; each adapter is a thin
 //! translation behind its feature.
 //!
+//! Quickstarts: [`lapin`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/lapin.rs), [`rdkafka`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/rdkafka.rs), [`async_nats`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/async_nats.rs) (`cargo run -p examples --example <name>`).
+//!
 //! | Operation | Span | Ends |
 //! | --- | --- | --- |
 //! | send | PRODUCER `send {destination}` (`publish {destination}` for RabbitMQ); its context is injected into the message headers as the creation context. With a caller-supplied creation context (`*_with_context`), that context is injected untouched and the span is CLIENT, linking to it | broker confirmation: RabbitMQ publisher confirm, Kafka delivery report, JetStream ack; core NATS when the client accepted the message |

@@ -4,6 +4,8 @@
 //! `deadpool` feature, `deadpool-redis` pools, built on `otel-core` and semantic conventions
 //! 1.42 (database client, Redis specifics).
 //!
+//! Quickstart: [`examples/examples/redis.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/redis.rs) (`cargo run -p examples --example redis`).
+//!
 //! * [`InstrumentedConnection`] wraps any [`redis::aio::ConnectionLike`] (a
 //!   `MultiplexedConnection`, a `ConnectionManager`, a deadpool-redis `Connection`) and is
 //!   `ConnectionLike` itself: `cmd(..).query_async`, [`redis::AsyncCommands`] and pipelines work

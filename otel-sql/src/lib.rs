@@ -5,6 +5,8 @@
 //! semantic-conventions 1.42 database client spans and metrics, a single-pass SQL sanitizer
 //! and query-summary generator ([`sanitize`]), and connection-pool metrics.
 //!
+//! Quickstart: [`examples/examples/sqlx.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/sqlx.rs) (`cargo run -p examples --example sqlx`).
+//!
 //! Wrap an existing pool in an [`InstrumentedPool`]; `&InstrumentedPool` is an
 //! [`sqlx::Executor`], so `query`, `query_as`, `query_scalar`, the `query!` macros and
 //! `execute`/`fetch`/`fetch_all`/`fetch_one`/`fetch_optional` work unchanged.

@@ -14,8 +14,11 @@
 //! ```
 //!
 //! Embedded by default: SQLite in memory and Kafka through librdkafka's in-process mock cluster.
-//! Redis is used when reachable at `REDIS_URL` (default `redis://127.0.0.1:6379`).
+//! [`ShopOptions`] selects PostgreSQL or MySQL/MariaDB ([`store`]) and RabbitMQ or NATS
+//! ([`broker`]) instead. Redis is used when reachable at `REDIS_URL` (default
+//! `redis://127.0.0.1:6379`).
 
+pub mod broker;
 pub mod gateway;
 pub mod metrics;
 pub mod notifier;
@@ -23,26 +26,17 @@ pub mod orders;
 pub mod proto;
 pub mod render;
 pub mod scenario;
+pub mod store;
 pub mod telemetry;
 pub mod users;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use otel_core::Instrumentation;
-use otel_mq::kafka::Kafka;
-use otel_mq::ProcessParent;
-use otel_sql::{InstrumentedPool, SqlOptions};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{DefaultProducerContext, FutureProducer};
-use rdkafka::{Offset, TopicPartitionList};
-use sqlx::sqlite::SqlitePoolOptions;
-use sqlx::Sqlite;
-
+use self::broker::{Broker, BrokerBackend};
 use self::gateway::GatewayService;
-use self::orders::{OrdersService, ORDER_CREATED};
+use self::orders::OrdersService;
+use self::store::{Database, DbBackend, Table};
 use self::telemetry::ShopTelemetry;
 use self::users::UsersService;
 
@@ -62,15 +56,30 @@ pub struct ShopOptions {
     pub redis_url: String,
     /// Where the gateway listens (`SHOP_GATEWAY_ADDR`, default `127.0.0.1:0`, an ephemeral port).
     pub gateway_addr: SocketAddr,
+    /// The database (`SHOP_DB`, default SQLite in memory).
+    pub db: DbBackend,
+    /// The broker (`SHOP_BROKER`, default the Kafka mock cluster).
+    pub broker: BrokerBackend,
 }
 
 impl ShopOptions {
-    /// `REDIS_URL` and `SHOP_GATEWAY_ADDR`, else the defaults.
+    /// `REDIS_URL`, `SHOP_GATEWAY_ADDR`, `SHOP_DB` (see [`DbBackend::parse`]) and `SHOP_BROKER`
+    /// (see [`BrokerBackend::parse`]), else the defaults.
     ///
     /// # Errors
     ///
-    /// When `SHOP_GATEWAY_ADDR` is not a socket address.
+    /// When `SHOP_GATEWAY_ADDR` is not a socket address, or `SHOP_DB` / `SHOP_BROKER` name
+    /// nothing known.
     pub fn from_env() -> Result<Self, Error> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let db = match var("SHOP_DB") {
+            Some(v) => DbBackend::parse(&v).map_err(|e| format!("SHOP_DB: {e}"))?,
+            None => DbBackend::Sqlite,
+        };
+        let broker = match var("SHOP_BROKER") {
+            Some(v) => BrokerBackend::parse(&v).map_err(|e| format!("SHOP_BROKER: {e}"))?,
+            None => BrokerBackend::Kafka,
+        };
         let gateway_addr = match std::env::var("SHOP_GATEWAY_ADDR") {
             Ok(v) if !v.is_empty() => v
                 .parse()
@@ -83,6 +92,8 @@ impl ShopOptions {
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned()),
             gateway_addr,
+            db,
+            broker,
         })
     }
 }
@@ -102,11 +113,34 @@ pub enum Cache {
 }
 
 /// `redis://user:secret@host` → `redis://host`.
-fn without_credentials(url: &str) -> String {
+pub(crate) fn without_credentials(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
         _ => url.to_owned(),
     }
+}
+
+/// The error of a service that cannot be reached: its URL (credentials removed) and how to start it.
+pub(crate) fn unreachable_error(what: &str, url: &str, e: impl std::fmt::Display, service: &str, var: &str) -> Error {
+    format!(
+        "cannot connect to {what} at {}: {e}; start it with `docker compose up -d {service}` or set {var}",
+        without_credentials(url)
+    )
+    .into()
+}
+
+/// A short random id of this run: names its database namespace, queue, subject and cache keys.
+fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    format!("{:08x}", h.finish() as u32)
 }
 
 /// The running shop.
@@ -115,80 +149,82 @@ pub struct Shop {
     pub telemetry: ShopTelemetry,
     /// The users cache.
     pub cache: Cache,
-    /// The Kafka bootstrap servers (the mock cluster).
-    pub kafka_bootstrap: String,
+    /// This run's id (in its schema / database, queue or subject names and cache keys).
+    pub run_id: String,
+    database: Database,
+    broker: Broker,
     gateway: GatewayService,
     users: UsersService,
     orders: OrdersService,
     notifier: tokio::task::JoinHandle<()>,
-    _cluster: MockCluster<'static, DefaultProducerContext>,
 }
 
-async fn sqlite(instrumentation: Instrumentation, name: &'static str) -> Result<InstrumentedPool<Sqlite>, sqlx::Error> {
-    // One connection that never expires: an in-memory database lives as long as its connection.
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .connect("sqlite::memory:")
-        .await?;
-    Ok(InstrumentedPool::new(
-        pool,
-        SqlOptions::new()
-            .with_instrumentation(instrumentation)
-            .with_pool_name(name),
-    ))
+/// Services started so far, stopped in reverse if a later one fails.
+struct Started {
+    database: Database,
+    broker: Broker,
+}
+
+impl Started {
+    async fn abort(self) {
+        self.broker.close().await;
+        let _ = self.database.drop_namespace().await;
+    }
 }
 
 impl Shop {
-    /// Starts every service. Redis being unreachable is not an error (see [`Shop::cache`]).
+    /// Starts every service. Redis being unreachable is not an error (see [`Shop::cache`]); the
+    /// selected database or broker being unreachable is (one line: the URL and how to start it).
     pub async fn start(options: &ShopOptions) -> Result<Self, Error> {
         let telemetry = ShopTelemetry::from_env(&SERVICES)?;
+        let run_id = new_run_id();
+        // The broker first: it creates nothing on the server until the notifier subscribes.
+        let broker = Broker::connect(&options.broker, &run_id).await?;
+        let database = match Database::open(&options.db, &run_id).await {
+            Ok(database) => database,
+            Err(e) => {
+                broker.close().await;
+                return Err(e);
+            }
+        };
+        let started = Started { database, broker };
+        match Self::start_services(options, telemetry, run_id, &started).await {
+            Ok(parts) => Ok(parts.into_shop(started)),
+            Err(e) => {
+                started.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_services(
+        options: &ShopOptions,
+        telemetry: ShopTelemetry,
+        run_id: String,
+        started: &Started,
+    ) -> Result<Parts, Error> {
         let inst = |name: &str| telemetry.service(name).instrumentation();
+        let (database, broker) = (&started.database, &started.broker);
 
-        let cluster = MockCluster::new(1).map_err(|e| format!("cannot start the Kafka mock cluster: {e}"))?;
-        cluster
-            .create_topic(ORDER_CREATED, 1, 1)
-            .map_err(|e| format!("cannot create topic {ORDER_CREATED}: {e}"))?;
-        let bootstrap = cluster.bootstrap_servers();
-
-        let users_db = sqlite(inst("users"), "users").await?;
-        users::migrate(&users_db).await?;
-        let orders_db = sqlite(inst("orders"), "orders").await?;
-        orders::migrate(&orders_db).await?;
-        let notifier_db = sqlite(inst("notifier"), "notifier").await?;
-        notifier::migrate(&notifier_db).await?;
+        let users_db = database.store(inst("users"), "users").await?;
+        users_db.create_table(Table::Users).await?;
+        let orders_db = database.store(inst("orders"), "orders").await?;
+        orders_db.create_table(Table::Orders).await?;
+        let notifier_db = database.store(inst("notifier"), "notifier").await?;
+        notifier_db.create_table(Table::Notifications).await?;
 
         let redis_url = without_credentials(&options.redis_url);
         let (cache_pool, cache) = match users::connect_cache(&options.redis_url, inst("users")).await {
             Ok(pool) => (Some(pool), Cache::Redis(redis_url)),
             Err(reason) => (None, Cache::Unavailable { url: redis_url, reason }),
         };
-        let users = UsersService::start(inst("users"), users_db, cache_pool)?;
+        let users = UsersService::start(inst("users"), users_db, cache_pool, format!("shop:{run_id}:"))?;
 
-        let mut producer_config = ClientConfig::new();
-        producer_config
-            .set("bootstrap.servers", &bootstrap)
-            .set("message.timeout.ms", "5000");
-        let producer: FutureProducer = producer_config.create()?;
-        let orders_kafka = Kafka::from_client_config(inst("orders"), &producer_config);
-        let orders = OrdersService::start(inst("orders"), orders_db, orders_kafka, producer).await?;
-
-        let mut consumer_config = ClientConfig::new();
-        consumer_config
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "notifier")
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest");
-        let consumer: StreamConsumer = consumer_config.create()?;
-        // A fixed assignment: no group rebalance to wait for.
-        let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(ORDER_CREATED, 0, Offset::Beginning)?;
-        consumer.assign(&assignment)?;
-        let notifier_kafka = Kafka::from_client_config(inst("notifier"), &consumer_config)
-            .with_process_parent(ProcessParent::CreationContext);
-        let notifier = tokio::spawn(notifier::run(notifier_kafka, consumer, notifier_db));
+        // The notifier subscribes before anything can be published.
+        let notifier = broker.start_notifier(inst("notifier"), notifier_db).await?;
+        let publisher = broker.publisher(inst("orders")).await?;
+        let orders =
+            OrdersService::start(inst("orders"), orders_db, publisher, broker.destination().to_owned()).await?;
 
         let gateway = GatewayService::start(
             options.gateway_addr,
@@ -199,16 +235,36 @@ impl Shop {
         )
         .await?;
 
-        Ok(Self {
+        Ok(Parts {
             telemetry,
             cache,
-            kafka_bootstrap: bootstrap,
+            run_id,
             gateway,
             users,
             orders,
             notifier,
-            _cluster: cluster,
         })
+    }
+
+    /// The database in use, for display.
+    pub fn database(&self) -> String {
+        self.database.describe()
+    }
+
+    /// The broker in use, for display.
+    pub fn broker(&self) -> String {
+        self.broker.describe()
+    }
+
+    /// The topic, queue or subject `order.created` goes to in this run (`order.created` on the
+    /// Kafka mock cluster, `order.created.{run}` on a real broker).
+    pub fn order_destination(&self) -> &str {
+        self.broker.destination()
+    }
+
+    /// The `messaging.system` of the broker in use (`kafka`, `rabbitmq`, `nats`).
+    pub fn messaging_system(&self) -> &'static str {
+        self.broker.system()
     }
 
     /// The gateway's address.
@@ -243,6 +299,8 @@ impl Shop {
         self.users.stop().await;
         self.notifier.abort();
         let _ = self.notifier.await;
+        self.broker.close().await;
+        let dropped = self.database.drop_namespace().await;
         let telemetry = self.telemetry;
         // Flushing exporters blocks; keep it off the async workers.
         tokio::task::spawn_blocking(move || telemetry.shutdown())
@@ -250,6 +308,33 @@ impl Shop {
             .map_err(|e| format!("telemetry shutdown task: {e}"))??;
         // Give librdkafka's mock cluster a moment after the clients are gone.
         tokio::time::sleep(Duration::from_millis(10)).await;
-        Ok(())
+        dropped
+    }
+}
+
+/// The services of a shop being started.
+struct Parts {
+    telemetry: ShopTelemetry,
+    cache: Cache,
+    run_id: String,
+    gateway: GatewayService,
+    users: UsersService,
+    orders: OrdersService,
+    notifier: tokio::task::JoinHandle<()>,
+}
+
+impl Parts {
+    fn into_shop(self, started: Started) -> Shop {
+        Shop {
+            telemetry: self.telemetry,
+            cache: self.cache,
+            run_id: self.run_id,
+            database: started.database,
+            broker: started.broker,
+            gateway: self.gateway,
+            users: self.users,
+            orders: self.orders,
+            notifier: self.notifier,
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `orders`: a tonic gRPC server behind otel-grpc's `GrpcServerLayer`; charges the payment (an
 //! internal span), writes the order through otel-sql and publishes `order.created` through
-//! otel-mq's Kafka adapter.
+//! otel-mq (Kafka, RabbitMQ or NATS).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,38 +9,26 @@ use opentelemetry::trace::{Span as _, SpanKind, Status as SpanStatus, Tracer as 
 use opentelemetry::{Context, KeyValue};
 use otel_core::Instrumentation;
 use otel_grpc::GrpcServerLayer;
-use otel_mq::kafka::Kafka;
-use otel_sql::InstrumentedPool;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
-use sqlx::Sqlite;
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
+use super::broker::Publisher;
 use super::proto::{Orders, OrdersServer, PlaceOrderReply, PlaceOrderRequest};
+use super::store::Store;
 
-/// The topic `orders` publishes to and `notifier` consumes.
+/// The topic `orders` publishes to and `notifier` consumes (on a real broker, suffixed with the
+/// run's id: see [`super::broker`]).
 pub const ORDER_CREATED: &str = "order.created";
 
 /// A card number the payment step declines (the usual test number for "card declined").
 pub const DECLINED_CARD: &str = "4000000000000002";
 
-/// Creates the `orders` table (uninstrumented: setup is not part of any request).
-pub async fn migrate(db: &InstrumentedPool<Sqlite>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, \
-         item TEXT NOT NULL, quantity INTEGER NOT NULL, status TEXT NOT NULL)",
-    )
-    .execute(db.inner())
-    .await
-    .map(drop)
-}
-
 struct OrdersImpl {
-    db: InstrumentedPool<Sqlite>,
-    kafka: Kafka,
-    producer: FutureProducer,
+    db: Store,
+    publisher: Publisher,
+    destination: String,
     tracer: otel_core::Tracer,
 }
 
@@ -77,25 +65,16 @@ impl Orders for OrdersImpl {
             return Err(Status::invalid_argument("item and a positive quantity are required"));
         }
         self.charge(&order.card, order.quantity).await?;
-        let order_id = sqlx::query_scalar::<_, i64>(
-            "INSERT INTO orders (user_id, item, quantity, status) VALUES (?, ?, ?, 'placed') RETURNING id",
-        )
-        .bind(order.user_id)
-        .bind(&order.item)
-        .bind(i64::from(order.quantity))
-        .fetch_one(&self.db)
-        .await
-        .map_err(|_| Status::unavailable("orders database unavailable"))?;
-        let key = order_id.to_string();
-        let payload = json!({ "order_id": order_id, "user_id": order.user_id, "item": order.item }).to_string();
-        self.kafka
-            .send(
-                &self.producer,
-                FutureRecord::to(ORDER_CREATED).key(&key).payload(&payload),
-                Duration::from_secs(5),
-            )
+        let order_id = self
+            .db
+            .insert_order(order.user_id, &order.item, order.quantity)
             .await
-            .map_err(|(e, _)| Status::unavailable(format!("cannot publish {ORDER_CREATED}: {e}")))?;
+            .map_err(|_| Status::unavailable("orders database unavailable"))?;
+        let payload = json!({ "order_id": order_id, "user_id": order.user_id, "item": order.item }).to_string();
+        self.publisher
+            .publish(&self.destination, &order_id.to_string(), payload)
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot publish {}: {e}", self.destination)))?;
         Ok(Response::new(PlaceOrderReply {
             order_id,
             status: "placed".to_owned(),
@@ -115,16 +94,16 @@ impl OrdersService {
     /// Starts the gRPC server on an ephemeral port of 127.0.0.1.
     pub async fn start(
         instrumentation: Instrumentation,
-        db: InstrumentedPool<Sqlite>,
-        kafka: Kafka,
-        producer: FutureProducer,
+        db: Store,
+        publisher: Publisher,
+        destination: String,
     ) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let service = OrdersImpl {
             db,
-            kafka,
-            producer,
+            publisher,
+            destination,
             tracer: instrumentation.tracer(Instrumentation::scope("shop-orders", env!("CARGO_PKG_VERSION"))),
         };
         let (tx, rx) = oneshot::channel::<()>();

@@ -1,5 +1,6 @@
 //! `users`: actix-web behind otel-http's `HttpServerMiddleware`; reads and writes users through
-//! otel-sql (SQLite) with a read-through Redis cache through otel-redis when Redis is reachable.
+//! otel-sql (SQLite, PostgreSQL or MySQL/MariaDB) with a read-through Redis cache through
+//! otel-redis when Redis is reachable.
 
 use std::net::{SocketAddr, TcpListener};
 
@@ -7,24 +8,18 @@ use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use otel_core::Instrumentation;
 use otel_http::HttpServerMiddleware;
-use otel_sql::InstrumentedPool;
 use serde_json::{json, Value};
-use sqlx::Sqlite;
+
+use super::store::Store;
 
 /// How long a cached user stays in Redis.
 const CACHE_TTL_SECONDS: u64 = 60;
 
 struct State {
-    db: InstrumentedPool<Sqlite>,
+    db: Store,
     cache: Option<otel_redis::InstrumentedPool>,
-}
-
-/// Creates the `users` table (uninstrumented: setup is not part of any request).
-pub async fn migrate(db: &InstrumentedPool<Sqlite>) -> Result<(), sqlx::Error> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, email TEXT NOT NULL)")
-        .execute(db.inner())
-        .await
-        .map(drop)
+    /// Prefix of this run's cache keys (`shop:{run}:`), so runs sharing a Redis never share entries.
+    cache_prefix: String,
 }
 
 /// Connects to Redis at `url` and checks it answers; the error text says why not otherwise.
@@ -69,12 +64,17 @@ impl UsersService {
     /// Starts the service on its own actix system thread, on an ephemeral port of 127.0.0.1.
     pub fn start(
         instrumentation: Instrumentation,
-        db: InstrumentedPool<Sqlite>,
+        db: Store,
         cache: Option<otel_redis::InstrumentedPool>,
+        cache_prefix: String,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
-        let state = web::Data::new(State { db, cache });
+        let state = web::Data::new(State {
+            db,
+            cache,
+            cache_prefix,
+        });
         let (tx, rx) = std::sync::mpsc::channel();
         // actix-web's server is not `Send`: it is built and run on its own system thread.
         let thread = std::thread::Builder::new().name("users".into()).spawn(move || {
@@ -138,12 +138,7 @@ async fn create_user(state: web::Data<State>, body: web::Bytes) -> HttpResponse 
     let (Some(name), Some(email)) = (input["name"].as_str(), input["email"].as_str()) else {
         return error(StatusCode::BAD_REQUEST, "name and email are required");
     };
-    let inserted = sqlx::query_scalar::<_, i64>("INSERT INTO users (name, email) VALUES (?, ?) RETURNING id")
-        .bind(name)
-        .bind(email)
-        .fetch_one(&state.db)
-        .await;
-    match inserted {
+    match state.db.insert_user(name, email).await {
         Ok(id) => json_response(StatusCode::CREATED, &json!({ "id": id, "name": name, "email": email })),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "database error"),
     }
@@ -153,7 +148,7 @@ async fn get_user(state: web::Data<State>, id: web::Path<String>) -> HttpRespons
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::BAD_REQUEST, "the user id must be an integer");
     };
-    let key = format!("user:{id}");
+    let key = format!("{}user:{id}", state.cache_prefix);
     // Read-through cache: a Redis failure is a miss, never a failed request.
     let mut cache = match &state.cache {
         Some(pool) => pool.get().await.ok(),
@@ -167,11 +162,7 @@ async fn get_user(state: web::Data<State>, id: web::Path<String>) -> HttpRespons
                 .body(cached);
         }
     }
-    let row = sqlx::query_as::<_, (i64, String, String)>("SELECT id, name, email FROM users WHERE id = ?")
-        .bind(id)
-        .fetch_optional(&state.db)
-        .await;
-    match row {
+    match state.db.find_user(id).await {
         Ok(Some((id, name, email))) => {
             let body = json!({ "id": id, "name": name, "email": email }).to_string();
             if let Some(conn) = cache.as_mut() {
