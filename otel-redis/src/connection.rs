@@ -123,14 +123,33 @@ fn parse_head(cmd: &Cmd) -> sanitize::Parsed {
     sanitize::parse(&head[..n])
 }
 
-fn render(out: &mut String, mode: QueryText, cmd: &Cmd) {
-    let args: Vec<ArgRef<'_>> = cmd.args_iter().map(arg_ref).collect();
-    match mode {
-        QueryText::Raw => sanitize::render_raw_into(out, &args),
-        _ => {
-            let parsed = sanitize::parse(&args);
-            sanitize::render_into(out, &parsed, &args);
+/// Calls `f` with the arguments of `cmd`, collected on the stack when there are at most 16 (the
+/// common case: no allocation for the argument list).
+fn with_args<R>(cmd: &Cmd, f: impl FnOnce(&[ArgRef<'_>]) -> R) -> R {
+    let mut stack: [ArgRef<'_>; 16] = [None; 16];
+    let mut n = 0;
+    let mut iter = cmd.args_iter();
+    // `zip` asks the stack slot first, so no argument is consumed once the stack is full.
+    for (slot, a) in stack.iter_mut().zip(&mut iter) {
+        *slot = arg_ref(a);
+        n += 1;
+    }
+    match iter.next() {
+        None => f(&stack[..n]),
+        Some(next) => {
+            let mut all = stack.to_vec();
+            all.push(arg_ref(next));
+            all.extend(iter.map(arg_ref));
+            f(&all)
         }
+    }
+}
+
+/// Appends `db.query.text` of one command (already parsed) to `out`.
+fn render(out: &mut String, mode: QueryText, parsed: &sanitize::Parsed, args: &[ArgRef<'_>]) {
+    match mode {
+        QueryText::Raw => sanitize::render_raw_into(out, args),
+        _ => sanitize::render_into(out, parsed, args),
     }
 }
 
@@ -276,19 +295,28 @@ impl<C: ConnectionLike + Send> ConnectionLike for InstrumentedConnection<C> {
         if !shared.allows(&parsed.operation) {
             return self.inner.req_packed_command(cmd);
         }
-        let mut state = CallState::start(shared, &self.target, parsed.operation.clone(), parsed.operation, None);
-        if state.span.is_recording() {
-            if shared.query_text != QueryText::Off {
-                let mut text = String::new();
-                render(&mut text, shared.query_text, cmd);
-                state.span.set_attribute(KeyValue::new(DB_QUERY_TEXT, text));
-            }
-            let args: Vec<ArgRef<'_>> = cmd.args_iter().take(2).map(arg_ref).collect();
-            if let Some(procedure) = sanitize::stored_procedure(&args) {
-                state
-                    .span
-                    .set_attribute(KeyValue::new(DB_STORED_PROCEDURE_NAME, procedure));
-            }
+        let mut state = CallState::start(
+            shared,
+            &self.target,
+            parsed.operation.clone(),
+            parsed.operation.clone(),
+            None,
+        );
+        if state.span.is_recording() && (shared.query_text != QueryText::Off || parsed.may_name_procedure()) {
+            with_args(cmd, |args| {
+                if shared.query_text != QueryText::Off {
+                    let mut text = String::with_capacity(parsed.rendered_len_hint(args));
+                    render(&mut text, shared.query_text, &parsed, args);
+                    state.span.set_attribute(KeyValue::new(DB_QUERY_TEXT, text));
+                }
+                if parsed.may_name_procedure() {
+                    if let Some(procedure) = sanitize::stored_procedure(args) {
+                        state
+                            .span
+                            .set_attribute(KeyValue::new(DB_STORED_PROCEDURE_NAME, procedure));
+                    }
+                }
+            });
         }
         Box::pin(Traced {
             inner: self.inner.req_packed_command(cmd),
@@ -337,7 +365,11 @@ impl<C: ConnectionLike + Send> ConnectionLike for InstrumentedConnection<C> {
                 if i > 0 {
                     text.push_str("; ");
                 }
-                render(&mut text, shared.query_text, cmd);
+                with_args(cmd, |args| {
+                    let parsed = sanitize::parse(args);
+                    text.reserve(parsed.rendered_len_hint(args));
+                    render(&mut text, shared.query_text, &parsed, args);
+                });
             }
             state.span.set_attribute(KeyValue::new(DB_QUERY_TEXT, text));
         }

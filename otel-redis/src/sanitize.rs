@@ -252,7 +252,16 @@ fn static_or_owned(given: &str, canonical: &'static str) -> Cow<'static, str> {
 /// The `&'static` spelling of the most frequent commands, so that the common upper-case call path
 /// does not allocate for the span name.
 fn static_name(upper: &str) -> Option<&'static str> {
-    const NAMES: &[&str] = &[
+    // A `match` compiles to a length switch and a few comparisons, not a scan of the list.
+    macro_rules! names {
+        ($($name:literal),* $(,)?) => {
+            match upper {
+                $($name => Some($name),)*
+                _ => None,
+            }
+        };
+    }
+    names!(
         "GET",
         "SET",
         "DEL",
@@ -310,8 +319,7 @@ fn static_name(upper: &str) -> Option<&'static str> {
         "XREAD",
         "PFADD",
         "FLUSHDB",
-    ];
-    NAMES.iter().copied().find(|n| *n == upper)
+    )
 }
 
 /// The stored procedure (`db.stored_procedure.name`) of `EVALSHA`/`FCALL`: the sha1 or function
@@ -323,6 +331,24 @@ pub(crate) fn stored_procedure(args: &[ArgRef<'_>]) -> Option<String> {
         return None;
     }
     token_as_given(args.get(1).copied().flatten()?).map(str::to_owned)
+}
+
+impl Parsed {
+    /// Whether the command may name a stored procedure (`EVALSHA`, `FCALL` and their `_RO`
+    /// forms), so the argument scan of [`stored_procedure`] is skipped for every other command.
+    pub(crate) fn may_name_procedure(&self) -> bool {
+        self.rule == Rule::Eval
+    }
+
+    /// A capacity for the rendering of `args`: enough for every kept argument unquoted.
+    pub(crate) fn rendered_len_hint(&self, args: &[ArgRef<'_>]) -> usize {
+        self.operation.len()
+            + args
+                .iter()
+                .skip(self.words)
+                .map(|a| 1 + a.map_or(1, <[u8]>::len))
+                .sum::<usize>()
+    }
 }
 
 /// Appends the masked rendering of a parsed command to `out`.
