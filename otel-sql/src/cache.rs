@@ -2,20 +2,23 @@
 //! lexed once.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
+
+use otel_core::instruments::FxBuildHasher;
 
 const SHARDS: usize = 16;
 
 /// Statements longer than this are analysed every time instead of being cached.
 pub(crate) const MAX_CACHED_SQL_LEN: usize = 16 * 1024;
 
-type Shard<V> = Mutex<HashMap<Box<str>, Arc<V>>>;
+// The Fx hash (not DoS-resistant) is fine here: a shard holds at most `per_shard` entries, so even
+// keys crafted to collide cost a bounded scan; SipHash cost more than the rest of a cache hit.
+type Shard<V> = Mutex<HashMap<Box<str>, Arc<V>, FxBuildHasher>>;
 
 pub(crate) struct Cache<V> {
     shards: Box<[Shard<V>]>,
     per_shard: usize,
-    hasher: RandomState,
 }
 
 impl<V> Cache<V> {
@@ -23,9 +26,8 @@ impl<V> Cache<V> {
     pub(crate) fn new(capacity: usize) -> Self {
         let per_shard = capacity.div_ceil(SHARDS);
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
             per_shard,
-            hasher: RandomState::new(),
         }
     }
 
@@ -34,7 +36,8 @@ impl<V> Cache<V> {
         if self.per_shard == 0 || key.len() > MAX_CACHED_SQL_LEN {
             return Arc::new(make());
         }
-        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
+        // The shard from the high bits, the map's buckets from the low ones.
+        let shard = &self.shards[(FxBuildHasher.hash_one(key) >> 60) as usize % SHARDS];
         if let Some(v) = lock(shard).get(key) {
             return Arc::clone(v);
         }
