@@ -187,7 +187,7 @@ fn rfind_byte(s: &str, c: u8) -> Option<usize> {
 /// Splits `host[:port]`, `[v6]` or `[v6]:port`. Returns `None` for an empty host. A port that
 /// does not parse is dropped; an unbracketed IPv6 address is returned whole.
 pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
-    let s = s.trim();
+    let s = s.trim_ascii();
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let end = rest.find(']')?;
         let host = &rest[..end];
@@ -204,7 +204,22 @@ pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     if host.is_empty() {
         return None;
     }
-    Some((host, port.and_then(|p| p.parse::<u16>().ok())))
+    Some((host, port.and_then(parse_port)))
+}
+
+/// A decimal port (`u16`), without `str::parse`'s sign and radix handling.
+fn parse_port(p: &str) -> Option<u16> {
+    if p.is_empty() || p.len() > 5 {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for b in p.bytes() {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(b - b'0');
+    }
+    u16::try_from(n).ok()
 }
 
 /// The default port of a scheme (`http` 80, `https` 443).
@@ -633,6 +648,11 @@ mod tests {
         assert_eq!(split_host_port("[::1]:9"), Some(("::1", Some(9))));
         assert_eq!(split_host_port("[::1]"), Some(("::1", None)));
         assert_eq!(split_host_port("::1"), Some(("::1", None)));
+        assert_eq!(split_host_port("h:65535"), Some(("h", Some(65535))));
+        assert_eq!(split_host_port("h:65536"), Some(("h", None)), "out of range: dropped");
+        assert_eq!(split_host_port("h:+80"), Some(("h", None)), "not a decimal port");
+        assert_eq!(split_host_port("h:"), Some(("h", None)));
+        assert_eq!(split_host_port(" h:8 "), Some(("h", Some(8))));
         assert_eq!(split_host_port("h:notaport"), Some(("h", None)));
         assert_eq!(split_host_port(":80"), None);
         assert_eq!(split_host_port("[oops"), None);

@@ -42,11 +42,37 @@ const MAX_INTERNED_LEN: usize = 256;
 /// agents): the capacity and length limits keep a peer from growing memory.
 fn interned(interner: &Interner<StringValue>, value: &str) -> StringValue {
     if value.len() <= MAX_INTERNED_LEN {
+        if let Some(v) = recent(value) {
+            return v;
+        }
         if let Some(v) = interner.get_or_insert_with(&[value], || StringValue::from(Arc::<str>::from(value))) {
+            remember(&v);
             return v;
         }
     }
     StringValue::from(value.to_owned())
+}
+
+thread_local! {
+    /// The last few interned values this thread handed out. A request usually repeats the host
+    /// and user agent of the previous one, and comparing a few bytes here is cheaper than the
+    /// interner's hash and lock. Keyed by content, so any interner's value is a correct answer.
+    static RECENT: std::cell::RefCell<[Option<StringValue>; 4]> = const { std::cell::RefCell::new([None, None, None, None]) };
+}
+
+fn recent(value: &str) -> Option<StringValue> {
+    RECENT
+        .try_with(|r| r.borrow().iter().flatten().find(|v| v.as_str() == value).cloned())
+        .ok()
+        .flatten()
+}
+
+fn remember(value: &StringValue) {
+    let _ = RECENT.try_with(|r| {
+        let mut r = r.borrow_mut();
+        r.rotate_right(1);
+        r[0] = Some(value.clone());
+    });
 }
 
 /// An IP address as a shared string: formatted once (IPv4 without the general-purpose formatter)
@@ -83,14 +109,37 @@ fn ip_string(ip: std::net::IpAddr) -> StringValue {
 }
 
 /// The attributes of `http.server.active_requests`: method, scheme and (opt-in) server address.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ActiveKey {
     method: StringValue,
     scheme: &'static str,
     server: Option<(Box<str>, Option<u16>)>,
+    /// The hash of the three fields, computed once: the key is hashed twice per request (the
+    /// active-requests handle, then inside the duration's [`MetricKey`]).
+    hash: u64,
+}
+
+impl std::hash::Hash for ActiveKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
 }
 
 impl ActiveKey {
+    fn new(method: StringValue, scheme: &'static str, server: Option<(Box<str>, Option<u16>)>) -> Self {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = otel_core::instruments::FxBuildHasher.build_hasher();
+        method.as_str().hash(&mut h);
+        scheme.hash(&mut h);
+        server.hash(&mut h);
+        Self {
+            hash: h.finish(),
+            method,
+            scheme,
+            server,
+        }
+    }
+
     pub(crate) fn attributes(&self) -> Vec<KeyValue> {
         let mut attrs = Vec::with_capacity(8);
         attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, Value::String(self.method.clone())));
@@ -315,15 +364,15 @@ impl RequestState {
 
         // Metric attributes known at start: the active-requests increment and decrement use
         // exactly these.
-        let active_key = ActiveKey {
-            method: method.value.clone(),
+        let active_key = ActiveKey::new(
+            method.value.clone(),
             scheme,
-            server: if shared.server_address_on_metrics {
+            if shared.server_address_on_metrics {
                 server.map(|(host, port)| (Box::from(host), port))
             } else {
                 None
             },
-        };
+        );
         let active_handle = shared.active.handle(&active_key, || active_key.attributes());
         match &active_handle {
             Some(h) => h.add(1),
