@@ -21,12 +21,17 @@ use otel_core::Instrumentation;
 use tower::ServiceExt;
 use tracing_subscriber::Layer as _;
 
-/// Drops every span (the cost of export is equal for all variants and not what is measured).
+/// Spans the [`DiscardSpans`] exporters of this process received.
+pub static SPANS_EXPORTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Drops every span after counting it (the batch processor still builds and hands over each
+/// span, so export cost is counted, equally for every variant).
 #[derive(Debug, Default)]
 pub struct DiscardSpans;
 
 impl SpanExporter for DiscardSpans {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        SPANS_EXPORTED.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         drop(std::hint::black_box(batch));
         Ok(())
     }
@@ -67,9 +72,19 @@ pub struct Sdk {
 impl Sdk {
     /// Providers with spans sampled (`sampled = true`) or dropped by the sampler.
     pub fn new(sampled: bool) -> Self {
+        // A queue large enough that no span is dropped however far the export thread lags (it
+        // lags a lot under callgrind): instruction counts then include every span's export and
+        // do not depend on thread scheduling.
+        let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(DiscardSpans)
+            .with_batch_config(
+                opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                    .with_max_queue_size(1 << 20)
+                    .build(),
+            )
+            .build();
         let tracer_provider = SdkTracerProvider::builder()
             .with_sampler(if sampled { Sampler::AlwaysOn } else { Sampler::AlwaysOff })
-            .with_batch_exporter(DiscardSpans)
+            .with_span_processor(processor)
             .build();
         let meter_provider = SdkMeterProvider::builder()
             .with_reader(
@@ -82,6 +97,15 @@ impl Sdk {
             tracer_provider,
             meter_provider,
         }
+    }
+
+    /// Exports every queued span and returns how many spans the exporter received in all. Call
+    /// it at the end of an instruction-count run, so every span's export is counted.
+    pub fn flush(&self) -> u64 {
+        if let Err(e) = self.tracer_provider.force_flush() {
+            eprintln!("flush: {e}");
+        }
+        SPANS_EXPORTED.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Installs these providers and the SDK's W3C propagator as the OpenTelemetry globals (the

@@ -45,5 +45,7 @@ fn main() {
     sdk.install_globals();
     let system = system();
     let bytes = with_app(variant, &sdk, &system, Requests { n, sampled });
+    let exported = sdk.flush();
+    eprintln!("spans exported: {exported}");
     println!("{}: {n} requests, {bytes} bytes", variant.label());
 }

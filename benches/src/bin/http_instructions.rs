@@ -36,5 +36,7 @@ fn main() {
         }
         bytes
     });
+    let exported = sdk.flush();
+    eprintln!("spans exported: {exported}");
     println!("{}: {n} requests, {bytes} bytes", variant.label());
 }

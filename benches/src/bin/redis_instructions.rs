@@ -49,5 +49,7 @@ fn main() {
             std::process::exit(2);
         }
     }
+    let exported = sdk.flush();
+    eprintln!("spans exported: {exported}");
     println!("{variant}: {n} GETs, {bytes} bytes");
 }

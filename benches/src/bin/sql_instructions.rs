@@ -57,5 +57,7 @@ fn main() {
             std::process::exit(2);
         }
     }
+    let exported = sdk.flush();
+    eprintln!("spans exported: {exported}");
     println!("{variant}: {n} queries, {names} bytes");
 }
