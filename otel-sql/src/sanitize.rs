@@ -175,11 +175,18 @@ pub fn analyze(sql: &str, options: &SanitizeOptions) -> Analysis {
             Kind::Punct(b) => {
                 match (b, in_list) {
                     (b'(', InList::AfterIn) => {
+                        let before = out.len();
                         out.push(text);
-                        in_list = InList::Open {
-                            start: out.len(),
-                            literals: 0,
-                            expect_value: true,
+                        // A list whose `(` fell past the cap is never collapsed: nothing of it
+                        // was written, so writing its `?)` would put text after the cut.
+                        in_list = if out.len() > before {
+                            InList::Open {
+                                start: out.len(),
+                                literals: 0,
+                                expect_value: true,
+                            }
+                        } else {
+                            InList::None
                         };
                     }
                     (b',', InList::Open { start, literals, .. }) => {

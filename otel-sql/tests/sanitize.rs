@@ -402,3 +402,16 @@ fn sqlite_double_quoted_values_are_hidden_and_names_kept() {
     // PostgreSQL keeps double quotes as identifiers everywhere.
     assert_eq!(pg(r#"SELECT "password" FROM t"#), r#"SELECT "password" FROM t"#);
 }
+
+#[test]
+fn a_list_past_the_cap_adds_nothing() {
+    // Found by the sql_sanitize fuzz target: a cap inside a multi-byte word left a later `IN (`
+    // tracked, and its collapse wrote `?)` after the cut.
+    for d in [Dialect::PostgreSql, Dialect::MySql, Dialect::Sqlite, Dialect::Generic] {
+        let full = analyze("SELECT 日 IN (1)", &SanitizeOptions::new(d).with_max_len(usize::MAX)).sanitized;
+        for cap in 0..full.len() {
+            let capped = analyze("SELECT 日 IN (1)", &SanitizeOptions::new(d).with_max_len(cap)).sanitized;
+            assert!(full.starts_with(&capped), "{d:?} cap {cap}: {capped:?} vs {full:?}");
+        }
+    }
+}

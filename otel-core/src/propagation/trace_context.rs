@@ -98,7 +98,14 @@ impl W3cTraceContextPropagator {
         if found.traceparent_lines != 1 {
             return None;
         }
-        let (trace_id, span_id, flags) = parse_traceparent_bytes(found.traceparent?.as_bytes())?;
+        let value = found.traceparent?;
+        let (trace_id, span_id, flags) = parse_traceparent_bytes(value.as_bytes())?;
+        // A line that is not visible ASCII is invalid, as `HeaderExtractor` reports it. The parser
+        // only ignores bytes in the tail of a future version, so only a value longer than a
+        // version-00 one needs the check.
+        if value.len() > 55 && value.to_str().is_err() {
+            return None;
+        }
         let (trace_state, verbatim) = if !found.tracestate {
             (TraceState::NONE, None)
         } else {
@@ -583,6 +590,28 @@ mod tests {
         assert!(sc.is_sampled());
         assert!(sc.is_remote());
         assert_eq!(sc.trace_state(), &TraceState::NONE);
+    }
+
+    #[test]
+    fn non_ascii_future_version_tail_is_invalid_on_both_paths() {
+        // Found by the traceparent fuzz target: the fast path accepted what HeaderExtractor
+        // reports as invalid.
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "traceparent",
+            http::HeaderValue::from_bytes(b"cc-12345678901234567890123456789012-1234567890123456-01-\xef").unwrap(),
+        );
+        let p = W3cTraceContextPropagator::new();
+        assert!(!p
+            .extract_headers_with_context(&Context::new(), &h)
+            .span()
+            .span_context()
+            .is_valid());
+        assert!(!p
+            .extract_with_context(&Context::new(), &crate::propagation::HeaderExtractor(&h))
+            .span()
+            .span_context()
+            .is_valid());
     }
 
     #[test]
