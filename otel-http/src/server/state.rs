@@ -616,13 +616,20 @@ impl Drop for RequestState {
             if error.is_some() {
                 span.set_status(Status::error(""));
             }
-            // One call (one lock of the span) for everything the end adds.
+            // One call (one lock of the span) for everything the end adds. The route is set
+            // here, not at start, because it may still change (`RouteHandle`, a response
+            // `HttpRoute`) and the SDK keeps every value of a key set twice.
             let route = route.map(|r| KeyValue::new(HTTP_ROUTE, Value::String(r)));
             let status = self
                 .status
                 .map(|s| KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(s)));
             let error = error.map(|e| KeyValue::new(ERROR_TYPE, e));
-            span.set_attributes(route.into_iter().chain(status).chain(error));
+            match (route, status, error) {
+                // The common cases as arrays: cheaper to iterate than the chain of options.
+                (Some(route), Some(status), None) => span.set_attributes([route, status]),
+                (None, Some(status), None) => span.set_attribute(status),
+                (route, status, error) => span.set_attributes(route.into_iter().chain(status).chain(error)),
+            }
         }
         span.end();
     }
