@@ -5,7 +5,8 @@
 //!   delivery report (partition and offset recorded) or the delivery error.
 //! * [`Kafka::process`] runs a handler for one message under a CONSUMER span `process {topic}`;
 //!   [`Kafka::process_batch`] makes one span for a batch with one link per message that has a
-//!   creation context, each link carrying that message's partition, offset and key.
+//!   creation context, each link carrying that message's partition and offset (and key, with
+//!   [`Kafka::with_message_key`]).
 //! * [`Kafka::commit_message`] commits under a CLIENT span `commit {topic}`
 //!   (`messaging.operation.type` = `settle`).
 //!
@@ -167,6 +168,15 @@ impl Kafka {
         self
     }
 
+    /// Reports `messaging.kafka.message.key` (UTF-8 keys) on send and process spans and on batch
+    /// links. Off by default although semantic conventions recommend it: keys are often user or
+    /// account identifiers (e-mail addresses, customer numbers), which must not reach telemetry
+    /// unless the application says they may.
+    pub fn with_message_key(mut self, enabled: bool) -> Self {
+        self.settings().message_key = enabled;
+        self
+    }
+
     /// Sends `record` under a PRODUCER span `send {topic}` whose context is injected into the
     /// record headers (replacing any `traceparent`/`tracestate`/`baggage` there). Returns
     /// exactly what [`FutureProducer::send`] returns.
@@ -235,8 +245,9 @@ impl Kafka {
             None => (SpanKind::Producer, Vec::new()),
         };
         let body_size = t.settings.body_size;
+        let message_key = t.settings.message_key;
         let mut active = t.start(&op, kind, &Context::current(), links, |a| {
-            if let Some(key) = record.key.map(|k| k.to_bytes()) {
+            if let Some(key) = record.key.filter(|_| message_key).map(|k| k.to_bytes()) {
                 if let Ok(key) = std::str::from_utf8(key) {
                     a.push(KeyValue::new(attr::MESSAGING_KAFKA_MESSAGE_KEY, key.to_owned()));
                 }
@@ -277,8 +288,10 @@ impl Kafka {
     }
 
     fn message_attrs<M: Message>(&self, m: &M, a: &mut Vec<KeyValue>) {
-        if let Some(Ok(key)) = m.key().map(std::str::from_utf8) {
-            a.push(KeyValue::new(attr::MESSAGING_KAFKA_MESSAGE_KEY, key.to_owned()));
+        if self.telemetry.settings.message_key {
+            if let Some(Ok(key)) = m.key().map(std::str::from_utf8) {
+                a.push(KeyValue::new(attr::MESSAGING_KAFKA_MESSAGE_KEY, key.to_owned()));
+            }
         }
         a.push(KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, m.offset()));
         match m.payload() {
@@ -319,7 +332,8 @@ impl Kafka {
 
     /// Runs `handler` for a batch under one CONSUMER span `process {topic}` (`process` alone when
     /// the messages come from several topics) with `messaging.batch.message_count`. Each message
-    /// with a creation context contributes one link carrying its partition, offset and key;
+    /// with a creation context contributes one link carrying its partition, offset (and key, with
+    /// [`Kafka::with_message_key`]);
     /// topic and partition are on the span when all messages share them.
     pub async fn process_batch<M, F, Fut, T, E>(&self, messages: Vec<M>, handler: F) -> Result<T, E>
     where
@@ -357,8 +371,10 @@ impl Kafka {
                     ));
                 }
                 attrs.push(KeyValue::new(attr::MESSAGING_KAFKA_OFFSET, m.offset()));
-                if let Some(Ok(key)) = m.key().map(std::str::from_utf8) {
-                    attrs.push(KeyValue::new(attr::MESSAGING_KAFKA_MESSAGE_KEY, key.to_owned()));
+                if self.telemetry.settings.message_key {
+                    if let Some(Ok(key)) = m.key().map(std::str::from_utf8) {
+                        attrs.push(KeyValue::new(attr::MESSAGING_KAFKA_MESSAGE_KEY, key.to_owned()));
+                    }
                 }
                 (self.creation_context(m), attrs)
             })

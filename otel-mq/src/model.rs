@@ -285,6 +285,8 @@ pub(crate) struct Settings {
     pub(crate) consumer_group: Option<String>,
     pub(crate) process_parent: ProcessParent,
     pub(crate) body_size: bool,
+    /// Kafka only: report `messaging.kafka.message.key` (opt-in, see `Kafka::with_message_key`).
+    pub(crate) message_key: bool,
 }
 
 /// Tracer, instruments and settings of one adapter instance. Instruments are created once, here.
