@@ -25,7 +25,7 @@ use crate::attributes::{
     code_from_http_status, grpc_status, metadata_attribute, MethodPath, ServerAddress, OLD_RPC_GRPC_STATUS_CODE,
     OLD_RPC_SERVICE, OLD_RPC_SYSTEM, OTHER, RPC_SYSTEM_GRPC,
 };
-use crate::config::{Role, Shared};
+use crate::config::{DurationKey, Role, Shared};
 use crate::error::{error_type_of, is_timeout_expired, status_code_in};
 
 /// gRPC `CANCELLED`.
@@ -247,25 +247,35 @@ impl CallState {
             (None, Some(code)) if grpc_code_is_error(code, &kind) => Some(Cow::Borrowed(grpc_code_name(code))),
             _ => None,
         };
-        let error_kv = error_type.map(|e| record_failure_ref(&span, e, None));
+        let error_kv = error_type.as_ref().map(|e| record_failure_ref(&span, e.clone(), None));
         span.end();
 
-        let mut attrs = Vec::with_capacity(7);
-        attrs.push(KeyValue::new(RPC_SYSTEM_NAME, RPC_SYSTEM_GRPC));
-        attrs.push(KeyValue::new(RPC_METHOD, method_value));
-        if let Some(code) = code {
-            attrs.push(KeyValue::new(RPC_RESPONSE_STATUS_CODE, grpc_code_name(code)));
-        }
-        if let Some(kv) = &error_kv {
-            attrs.push(kv.clone());
-        }
         // `server.*` is Opt-In on the server metric (not emitted) and Recommended on the client's.
-        if self.shared.role == Role::Client {
-            if let Some(addr) = &self.server_address {
+        let server = match self.shared.role {
+            Role::Client => self.server_address.as_ref(),
+            Role::Server => None,
+        };
+        let key = DurationKey {
+            method: recognised.then(|| self.method.full.clone()),
+            code,
+            error_type,
+            server: server.map(|a| (a.address.clone(), a.port)),
+        };
+        self.shared.duration.record(&key, elapsed.as_secs_f64(), || {
+            let mut attrs = Vec::with_capacity(7);
+            attrs.push(KeyValue::new(RPC_SYSTEM_NAME, RPC_SYSTEM_GRPC));
+            attrs.push(KeyValue::new(RPC_METHOD, method_value));
+            if let Some(code) = code {
+                attrs.push(KeyValue::new(RPC_RESPONSE_STATUS_CODE, grpc_code_name(code)));
+            }
+            if let Some(kv) = &error_kv {
+                attrs.push(kv.clone());
+            }
+            if let Some(addr) = server {
                 addr.push_attributes(&mut attrs);
             }
-        }
-        self.shared.duration.record(elapsed.as_secs_f64(), &attrs);
+            attrs
+        });
 
         if let Some(old) = &self.shared.old_duration {
             let (service, method) = match (recognised, self.method.service(), self.method.method()) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use opentelemetry::metrics::Histogram;
 use opentelemetry_semantic_conventions::attribute::{RPC_REQUEST_METADATA, RPC_RESPONSE_METADATA};
 use opentelemetry_semantic_conventions::metric::{RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION};
-use otel_core::instruments::{duration_histogram, RPC_DURATION_BUCKETS};
+use otel_core::instruments::{duration_histogram, BoundInstruments, RPC_DURATION_BUCKETS};
 use otel_core::Instrumentation;
 
 use crate::attributes::{
@@ -101,12 +101,25 @@ pub(crate) enum Role {
     Client,
 }
 
+/// The attributes of one duration point, as a cheap key: the method (`None` for `_OTHER`), the
+/// status code, `error.type` and, on the client, the server address. All low-cardinality (unknown
+/// methods collapse to `_OTHER`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct DurationKey {
+    pub(crate) method: Option<Arc<str>>,
+    pub(crate) code: Option<i32>,
+    pub(crate) error_type: Option<std::borrow::Cow<'static, str>>,
+    pub(crate) server: Option<(Arc<str>, Option<u16>)>,
+}
+
 /// Everything a call needs, built once per layer: tracer, instruments, parsed options.
 pub(crate) struct Shared {
     pub(crate) role: Role,
     pub(crate) instrumentation: Instrumentation,
     pub(crate) tracer: otel_core::Tracer,
-    pub(crate) duration: Histogram<f64>,
+    /// `rpc.{server,client}.call.duration`, recorded through handles bound per
+    /// [`DurationKey`]: no per-call attribute hashing and sorting by the SDK.
+    pub(crate) duration: BoundInstruments<Histogram<f64>, DurationKey, f64>,
     pub(crate) old_duration: Option<Histogram<f64>>,
     pub(crate) filter: Option<Filter>,
     pub(crate) request_metadata: Vec<CapturedKey>,
@@ -141,7 +154,10 @@ impl Shared {
                 "Measures the duration of outbound RPC.",
             ),
         };
-        let duration = duration_histogram(&meter, name, description, &RPC_DURATION_BUCKETS);
+        let duration = BoundInstruments::new(
+            duration_histogram(&meter, name, description, &RPC_DURATION_BUCKETS),
+            options.instrumentation.bound_instrument_capacity(),
+        );
         let old_duration = (mode == SemconvMode::Duplicate).then(|| {
             // The old metrics were in milliseconds; the SDK's default boundaries are meant for ms.
             meter
