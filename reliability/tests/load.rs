@@ -26,24 +26,94 @@ fn active_requests(t: &TestTelemetry) -> Option<i64> {
     )
 }
 
+/// Counts the exported spans (all, and those that are the expected root `GET /items/{id}` with
+/// status 200) and drops them, so a soak of any length keeps no spans in memory and RSS measures
+/// the instrumentation, not the test's store.
+#[derive(Debug, Default, Clone)]
+struct CountingExporter {
+    total: Arc<AtomicUsize>,
+    expected: Arc<AtomicUsize>,
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for CountingExporter {
+    async fn export(&self, batch: Vec<opentelemetry_sdk::trace::SpanData>) -> opentelemetry_sdk::error::OTelSdkResult {
+        let ok = batch
+            .iter()
+            .filter(|s| {
+                s.name == "GET /items/{id}"
+                    && s.parent_span_id == opentelemetry::trace::SpanId::INVALID
+                    && s.attributes.iter().any(|kv| {
+                        kv.key.as_str() == "http.response.status_code" && kv.value == opentelemetry::Value::I64(200)
+                    })
+            })
+            .count();
+        self.total.fetch_add(batch.len(), Ordering::Relaxed);
+        self.expected.fetch_add(ok, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A tracer provider exporting through `exporter` with a queue deep enough that no span is
+/// dropped while the export thread catches up (each span must be counted).
+fn counting_provider(exporter: CountingExporter) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                .with_max_queue_size(1 << 16)
+                .build(),
+        )
+        .build();
+    opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build()
+}
+
+/// Drives `n` requests in two parts (a tenth, then the rest) and returns the RSS after each.
+async fn drive_measuring_rss(what: &str, addr: std::net::SocketAddr, n: usize) -> (u64, u64) {
+    let warm = n / 10;
+    let started = Instant::now();
+    let mut latencies = drive(addr, warm).await;
+    let rss_warm = rss_kib();
+    latencies.extend(drive(addr, n - warm).await);
+    let rss_end = rss_kib();
+    latencies.sort();
+    reliability::report(what, n, started.elapsed(), &latencies);
+    eprintln!(
+        "{what}: RSS {rss_warm} KiB after {warm} requests, {rss_end} KiB after {n} (+{} KiB)",
+        rss_end.saturating_sub(rss_warm)
+    );
+    (rss_warm, rss_end)
+}
+
+/// RSS may grow at most this much from the end of the first tenth of a soak to its end.
+const RSS_GROWTH_LIMIT_KIB: u64 = 64 * 1024;
+
 /// `RELIABILITY_REQUESTS` requests through an axum router with `HttpServerLayer` over loopback
-/// with 32 concurrent clients: every request answered, exactly one ended span per request, the
-/// duration histogram counts every request, and `http.server.active_requests` is back to 0.
+/// with 32 concurrent clients: every request answered, exactly one ended span per request (the
+/// expected root span with status 200, counted by the exporter), the duration histogram counts
+/// every request, `http.server.active_requests` is back to 0, and RSS stays flat (growth from
+/// the first tenth of the load to its end below 64 MiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_axum_every_span_ends_and_active_requests_returns_to_zero() {
     let n = requests();
     let t = TestTelemetry::new();
-    let addr = serve_axum(items_router().layer(HttpServerLayer::with_instrumentation(t.instrumentation()))).await;
-    let started = Instant::now();
-    let latencies = drive(addr, n).await;
-    reliability::report("axum soak", n, started.elapsed(), &latencies);
+    let exporter = CountingExporter::default();
+    let provider = counting_provider(exporter.clone());
+    let inst = t.instrumentation().with_tracer_provider(provider.clone());
+    let addr = serve_axum(items_router().layer(HttpServerLayer::with_instrumentation(inst))).await;
+    let (rss_warm, rss_end) = drive_measuring_rss("axum soak", addr, n).await;
 
-    let spans = t.wait_for_spans(n, TIMEOUT);
-    assert_eq!(spans.len(), n, "exactly one span per request");
-    assert!(spans.iter().all(|s| s.name == "GET /items/{id}"));
-    spans[n / 2]
-        .assert_attr("http.response.status_code", 200i64)
-        .assert_root();
+    provider.force_flush().expect("flush");
+    assert_eq!(
+        exporter.total.load(Ordering::Relaxed),
+        n,
+        "exactly one span per request"
+    );
+    assert_eq!(
+        exporter.expected.load(Ordering::Relaxed),
+        n,
+        "every span is the root `GET /items/{{id}}` with status 200"
+    );
     assert_eq!(active_requests(&t), Some(0), "active requests back to 0");
     let point = t.metrics().assert_histogram_point(
         "http.server.request.duration",
@@ -56,6 +126,10 @@ async fn soak_axum_every_span_ends_and_active_requests_returns_to_zero() {
         ],
     );
     assert_eq!(point.count, n as u64, "one duration per request");
+    assert!(
+        rss_end.saturating_sub(rss_warm) < RSS_GROWTH_LIMIT_KIB,
+        "RSS grew from {rss_warm} to {rss_end} KiB"
+    );
 }
 
 /// The same load through actix-web with `HttpServerMiddleware` (2 workers).
@@ -64,7 +138,9 @@ fn soak_actix_every_span_ends_and_active_requests_returns_to_zero() {
     use actix_web::{web, App, HttpServer};
     let n = requests();
     let t = TestTelemetry::new();
-    let mw = HttpServerMiddleware::with_instrumentation(t.instrumentation());
+    let exporter = CountingExporter::default();
+    let provider = counting_provider(exporter.clone());
+    let mw = HttpServerMiddleware::with_instrumentation(t.instrumentation().with_tracer_provider(provider.clone()));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().unwrap();
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
@@ -91,16 +167,26 @@ fn soak_actix_every_span_ends_and_active_requests_returns_to_zero() {
         .enable_all()
         .build()
         .unwrap();
-    let started = Instant::now();
-    let latencies = rt.block_on(drive(addr, n));
-    reliability::report("actix soak", n, started.elapsed(), &latencies);
+    let (rss_warm, rss_end) = rt.block_on(drive_measuring_rss("actix soak", addr, n));
 
-    let spans = t.wait_for_spans(n, TIMEOUT);
-    assert_eq!(spans.len(), n, "exactly one span per request");
-    assert!(spans.iter().all(|s| s.name == "GET /items/{id}"), "{}", spans[0].name);
+    provider.force_flush().expect("flush");
+    assert_eq!(
+        exporter.total.load(Ordering::Relaxed),
+        n,
+        "exactly one span per request"
+    );
+    assert_eq!(
+        exporter.expected.load(Ordering::Relaxed),
+        n,
+        "every span is the root `GET /items/{{id}}` with status 200"
+    );
     assert_eq!(active_requests(&t), Some(0), "active requests back to 0");
     rt.block_on(handle.stop(true));
     server.join().unwrap();
+    assert!(
+        rss_end.saturating_sub(rss_warm) < RSS_GROWTH_LIMIT_KIB,
+        "RSS grew from {rss_warm} to {rss_end} KiB"
+    );
 }
 
 /// A body that yields a chunk every `gap`, forever.
