@@ -7,8 +7,8 @@
 //!   `"..."` and `\'`), and failing statements whose driver message quotes the data;
 //! * otel-grpc (tonic server and client layers over 127.0.0.1): secrets in request and response
 //!   metadata, in messages, and in the messages of error statuses;
-//! * otel-mq on a real RabbitMQ (`AMQP_URL`) and on librdkafka's in-process mock cluster: secrets
-//!   in payloads, headers and (Kafka) message keys.
+//! * otel-mq on a real RabbitMQ (`AMQP_URL`), a real NATS (`NATS_URL`) and librdkafka's
+//!   in-process mock cluster: secrets in payloads, headers and (Kafka) message keys.
 //!
 //! None of the secrets may appear in any exported span name, attribute, status, event or metric
 //! attribute (`reliability::assert_no_secrets` reads everything `TestTelemetry` exported). An
@@ -585,6 +585,59 @@ async fn rabbitmq_secrets_never_exported() {
     );
     let checked = assert_no_secrets(&t, SECRETS);
     assert!(checked > 20, "only {checked} exported texts checked");
+}
+
+// --- Messaging: NATS ---------------------------------------------------------------------------
+
+/// Core NATS publish and process with the secrets in the payload and in the headers; nothing of
+/// them may be exported (message headers other than the trace context are never recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_secrets_never_exported() {
+    let t = TestTelemetry::new();
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let client = tokio::time::timeout(Duration::from_secs(5), async_nats::connect(&url))
+        .await
+        .unwrap_or_else(|_| unreachable_service(&url, "nats", "NATS_URL", "no connection within 5 s"))
+        .unwrap_or_else(|e| unreachable_service(&url, "nats", "NATS_URL", e));
+    let nats = otel_mq::nats::Nats::new(t.instrumentation());
+    let subject = unique("reliability-secrets");
+    let mut sub = client.subscribe(subject.clone()).await.expect("subscribe");
+    client.flush().await.expect("flush");
+    let payloads = [
+        format!(r#"{{"email":"{EMAIL}","password":"{PASSWORD}","card":"{CARD_SPACED}"}}"#),
+        format!("token={TOKEN}&card={CARD}&new_password={NEW_PASSWORD}"),
+    ];
+    for payload in &payloads {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("authorization", format!("Bearer {TOKEN}").as_str());
+        headers.insert("x-card", CARD_SPACED);
+        headers.insert("cookie", format!("password={PASSWORD}").as_str());
+        headers.insert("x-email", EMAIL);
+        nats.publish(&client, subject.clone(), headers, payload.clone().into())
+            .await
+            .expect("publish");
+    }
+    for payload in &payloads {
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("no message within 10 s")
+            .expect("subscription open");
+        assert_eq!(msg.payload, payload.as_bytes(), "payload unchanged");
+        nats.process(msg, |_cx, m| async move { Ok::<_, std::io::Error>(m.payload.len()) })
+            .await
+            .expect("processed");
+    }
+    let spans = t.spans();
+    assert_eq!(
+        spans.iter().filter(|s| s.span_kind == SpanKind::Producer).count(),
+        payloads.len()
+    );
+    assert_eq!(
+        spans.iter().filter(|s| s.span_kind == SpanKind::Consumer).count(),
+        payloads.len()
+    );
+    let checked = assert_no_secrets(&t, SECRETS);
+    assert!(checked > 10, "only {checked} exported texts checked");
 }
 
 // --- Messaging: Kafka --------------------------------------------------------------------------
