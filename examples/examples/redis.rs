@@ -1,6 +1,8 @@
-//! Quickstart: otel-redis over a redis-rs multiplexed connection. Each command becomes a
-//! `CLIENT` span named by the command, with values masked in `db.query.text` (`SET greeting ?`),
-//! and records `db.client.operation.duration`; both are printed to the console.
+//! Quickstart: otel-redis over a redis-rs multiplexed connection and over a deadpool-redis pool.
+//! Each command becomes a `CLIENT` span named by the command, with values masked in
+//! `db.query.text` (`SET greeting ?`), and records `db.client.operation.duration`; the pool also
+//! records the `db.client.connection.*` metrics (count, max, pending, wait/create/use time,
+//! timeouts). Everything is printed to the console.
 //!
 //! Needs a Redis server at `REDIS_URL` (default `redis://127.0.0.1:6379`), e.g.
 //! `docker run --rm -p 6379:6379 redis`; without one it says so and exits with status 1.
@@ -54,6 +56,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let () = conn.set("greeting", "hello").await?; // span "SET", db.query.text "SET greeting ?"
     let greeting: String = conn.get("greeting").await?; // span "GET"
     println!("greeting = {greeting}");
+
+    // The same through a deadpool-redis pool: `get()` hands out instrumented connections.
+    let pool = otel_redis::InstrumentedPool::builder(&deadpool_redis::Config::from_url(url.as_str()))
+        .runtime(deadpool_redis::Runtime::Tokio1)
+        .build(&redis_telemetry)?;
+    let mut pooled = pool.get().await?; // records db.client.connection.wait_time
+    let n: i64 = pooled.incr("visits", 1).await?; // span "INCRBY"
+    println!("visits = {n}");
+    drop(pooled); // back to the pool: records db.client.connection.use_time
 
     telemetry.shutdown()?;
     Ok(())
