@@ -1,6 +1,6 @@
 //! Secrets corpus: statements, commands and requests carrying passwords, tokens, card numbers and
 //! e-mail addresses run through otel-sql (SQLite in memory), otel-redis (a real Redis) and
-//! otel-http (axum server layer, reqwest and hyper clients), all with default options. None of
+//! otel-http (axum server layer, actix-web middleware, reqwest and hyper clients), all with default options. None of
 //! the secrets may appear in any exported span name, attribute, status, event or metric
 //! attribute (`reliability::assert_no_secrets` reads everything `TestTelemetry` exported).
 
@@ -281,4 +281,62 @@ async fn http_common_secret_query_keys_never_exported() {
     resp.text().await.unwrap();
     t.wait_for_spans(2, Duration::from_secs(20));
     assert_no_secrets(&t, SECRETS);
+}
+
+/// The same secrets (userinfo, sensitive and common query keys, secret-bearing headers) sent to
+/// an actix-web server behind `HttpServerMiddleware` with default options.
+#[test]
+fn actix_server_secrets_never_exported() {
+    use actix_web::{web, App, HttpServer};
+    use otel_http::HttpServerMiddleware;
+
+    let t = TestTelemetry::new();
+    let mw = HttpServerMiddleware::with_instrumentation(t.instrumentation());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let server = HttpServer::new(move || {
+                App::new()
+                    .wrap(mw.clone())
+                    .route("/login", web::get().to(|| async { "ok" }))
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .expect("listen")
+            .run();
+            handle_tx.send(server.handle()).expect("server handle");
+            server.await.expect("actix server");
+        })
+    });
+    let handle = handle_rx.recv().expect("server started");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        for query in [
+            format!("sig={TOKEN}&Signature={PASSWORD}&X-Amz-Credential={EMAIL}&X-Amz-Security-Token={CARD}"),
+            format!("email={EMAIL}&password={PASSWORD}&token={TOKEN}&access_token={TOKEN}&card={CARD}"),
+        ] {
+            let resp = client
+                .get(format!("http://{EMAIL}:{PASSWORD}@{addr}/login?{query}"))
+                .header("authorization", format!("Bearer {TOKEN}"))
+                .header("cookie", format!("session={TOKEN}; pw={PASSWORD}"))
+                .header("x-card", CARD_SPACED)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(resp.status(), 200);
+            assert_eq!(resp.text().await.expect("body"), "ok");
+        }
+    });
+    t.wait_for_spans(2, Duration::from_secs(20));
+    assert_eq!(t.spans().len(), 2, "one server span per request");
+    assert_no_secrets(&t, SECRETS);
+    rt.block_on(handle.stop(true));
+    server.join().expect("server thread");
 }
