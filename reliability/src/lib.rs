@@ -224,3 +224,34 @@ pub fn report(what: &str, n: usize, took: Duration, latencies: &[Duration]) {
         rss_kib()
     );
 }
+
+/// The secrets corpus shared by `tests/secrets.rs` and `tests/secrets_adapters.rs`.
+pub mod secrets {
+    /// An e-mail address.
+    pub const EMAIL: &str = "alice.secret@example.com";
+    /// A password.
+    pub const PASSWORD: &str = "hunter2-Pa55w0rd";
+    /// A second password (for updates).
+    pub const NEW_PASSWORD: &str = "n3w-S3cretPw";
+    /// A card number as typed.
+    pub const CARD_SPACED: &str = "4111 1111 1111 1111";
+    /// A card number as digits.
+    pub const CARD: &str = "4111111111111111";
+    /// An API token.
+    pub const TOKEN: &str = "tok_live_9f8e7d6c5b4a";
+
+    /// Fragments that must not appear anywhere: the secrets and recognisable parts of them.
+    pub const SECRETS: &[&str] = &[
+        EMAIL,
+        "alice.secret",
+        "example.com",
+        PASSWORD,
+        "hunter2",
+        NEW_PASSWORD,
+        CARD_SPACED,
+        CARD,
+        "4111",
+        TOKEN,
+        "tok_live",
+    ];
+}

@@ -34,28 +34,7 @@ use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Code, Request, Response, Status};
 use tower::ServiceBuilder;
 
-const EMAIL: &str = "alice.secret@example.com";
-const PASSWORD: &str = "hunter2-Pa55w0rd";
-const NEW_PASSWORD: &str = "n3w-S3cretPw";
-const CARD_SPACED: &str = "4111 1111 1111 1111";
-const CARD: &str = "4111111111111111";
-const TOKEN: &str = "tok_live_9f8e7d6c5b4a";
-
-/// Fragments that must not appear anywhere (the secrets and recognisable parts of them); the
-/// same list as `secrets.rs`.
-const SECRETS: &[&str] = &[
-    EMAIL,
-    "alice.secret",
-    "example.com",
-    PASSWORD,
-    "hunter2",
-    NEW_PASSWORD,
-    CARD_SPACED,
-    CARD,
-    "4111",
-    TOKEN,
-    "tok_live",
-];
+use reliability::secrets::{CARD, CARD_SPACED, EMAIL, NEW_PASSWORD, PASSWORD, SECRETS, TOKEN};
 
 /// A name unique to this process and call, so tests (and parallel runs) do not collide.
 fn unique(prefix: &str) -> String {
