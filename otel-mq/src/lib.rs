@@ -26,7 +26,9 @@
 //! Anonymous and temporary destinations (RabbitMQ `amq.gen-*` and direct reply-to, NATS
 //! `_INBOX.*`) are reported as a template plus `messaging.destination.anonymous` /
 //! `.temporary`, never by their raw name. `messaging.message.body.size` is opt-in
-//! (`with_body_size(true)`). Messages without, or with malformed, trace headers are processed
+//! (`with_body_size(true)`), and so is the Kafka message key, `messaging.kafka.message.key`
+//! ([`kafka::Kafka::with_message_key`]): keys often carry user identifiers. Messages without, or
+//! with malformed, trace headers are processed
 //! normally as new roots.
 //!
 //! **NATS:** semantic conventions define no `messaging.system` value for NATS. This crate uses
