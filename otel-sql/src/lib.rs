@@ -31,6 +31,7 @@
 //! | `db.query.text` | per [`QueryTextMode`]: by default text with placeholders as written, text without them sanitized |
 //! | `db.query.summary` | generated (or from [`QueryInfo`]) |
 //! | `db.operation.name`, `db.collection.name` | only from [`QueryInfo`] (never parsed from SQL), and for transaction control |
+//! | `db.query.parameter.<index>` | opt-in ([`SqlOptions::with_parameter_capture`]), recorded spans only: values bound through [`Parameters`] or named with [`QueryInfo::parameter`] |
 //! | `db.response.returned_rows` | on success (rows the caller received; 0 for `execute`), unless turned off |
 //! | `db.response.status_code`, `error.type` | on failure: SQLSTATE (PostgreSQL), error number (MySQL/MariaDB), result code (SQLite); see [`database::classify_error`] for the other `error.type` values |
 //!
@@ -122,11 +123,41 @@
 //! `Executor::describe`); no TLS feature is turned on here — enable one on your own `sqlx`
 //! dependency if you need it.
 //!
+//! ## Bind parameter capture
+//!
+//! sqlx encodes a value the moment it is bound and cannot give it back, so the values of a
+//! `.bind()` chain are invisible to any wrapper. With
+//! [`SqlOptions::with_parameter_capture`] on, values are recorded from two explicit sources:
+//! [`Parameters`], an arguments builder for `sqlx::query_with` / `query_as_with` /
+//! `query_scalar_with` that keeps each value's text as it binds it, and
+//! [`QueryInfo::parameter`] for `.bind()` chains and the `query!` macros:
+//!
+//! ```no_run
+//! # #[cfg(feature = "postgres")]
+//! # async fn run(pool: &otel_sql::InstrumentedPool<sqlx::Postgres>) -> Result<(), sqlx::error::BoxDynError> {
+//! use otel_sql::{Parameters, QueryInfo, QueryInfoExt};
+//!
+//! // db.query.parameter.0 = "42", db.query.parameter.1 = "open"
+//! let mut params = Parameters::<sqlx::Postgres>::new();
+//! params.add(42_i64)?;
+//! params.add("open")?;
+//! let rows = sqlx::query_with("SELECT id FROM orders WHERE customer = $1 AND status = $2", params)
+//!     .fetch_all(pool)
+//!     .await?;
+//!
+//! // The same through a `.bind()` chain.
+//! let rows = sqlx::query("SELECT id FROM orders WHERE customer = $1 AND status = $2")
+//!     .bind(42_i64)
+//!     .bind("open")
+//!     .fetch_all(pool)
+//!     .with_query_info(QueryInfo::new().parameter(42).parameter("open"))
+//!     .await?;
+//! # let _ = rows; Ok(()) }
+//! ```
+//!
 //! ## Not supported
 //!
-//! Bound parameter values (`db.query.parameter.<n>`) are not captured: sqlx's encoded
-//! arguments cannot be read back generically. `db.operation.batch.size` is not set (sqlx has
-//! no batch API).
+//! `db.operation.batch.size` is not set (sqlx has no batch API).
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
@@ -135,6 +166,7 @@ mod async_stream;
 mod cache;
 pub mod database;
 mod options;
+mod parameters;
 mod pool;
 mod query_info;
 pub mod sanitize;
@@ -142,5 +174,6 @@ mod telemetry;
 
 pub use database::{InstrumentedDatabase, ServerInfo};
 pub use options::{QueryTextMode, SqlOptions, DEFAULT_CACHE_CAPACITY};
+pub use parameters::Parameters;
 pub use pool::{InstrumentedConnection, InstrumentedPool, InstrumentedTransaction};
 pub use query_info::{QueryInfo, QueryInfoExt, WithQueryInfo};

@@ -41,6 +41,7 @@ pub struct SqlOptions {
     pub(crate) pool_name: Option<Cow<'static, str>>,
     pub(crate) system_name: Option<&'static str>,
     pub(crate) cache_capacity: usize,
+    pub(crate) capture_parameters: bool,
 }
 
 /// Default number of statements whose analysis is cached per pool.
@@ -57,13 +58,14 @@ impl Default for SqlOptions {
             pool_name: None,
             system_name: None,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            capture_parameters: false,
         }
     }
 }
 
 impl SqlOptions {
     /// Defaults: global providers, [`QueryTextMode::Parameterized`], comments dropped from
-    /// sanitized text, text capped at 4096 bytes, `db.response.returned_rows` recorded, pool
+    /// sanitized text, text capped at 4096 bytes, no parameter values, `db.response.returned_rows` recorded, pool
     /// named `server.address:server.port/db.namespace`, 1024 cached statements.
     pub fn new() -> Self {
         Self::default()
@@ -116,6 +118,16 @@ impl SqlOptions {
     /// [`InstrumentedPool::connect`]: crate::InstrumentedPool::connect
     pub fn with_system_name(mut self, name: &'static str) -> Self {
         self.system_name = Some(name);
+        self
+    }
+
+    /// Records bind parameter values as `db.query.parameter.<key>` on recorded spans (default
+    /// `false`, as semantic conventions advise: values are often personal data). The values
+    /// come from [`Parameters`](crate::Parameters) (`sqlx::query_with`) or from
+    /// [`QueryInfo::parameter`](crate::QueryInfo::parameter); each is cut at the
+    /// [maximum text length](Self::with_max_text_len). Never on metrics.
+    pub fn with_parameter_capture(mut self, capture: bool) -> Self {
+        self.capture_parameters = capture;
         self
     }
 

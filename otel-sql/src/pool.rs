@@ -264,9 +264,10 @@ fn query_op<'q, DB: Database, E: Execute<'q, DB>>(
     query: E,
     stream: bool,
 ) -> (Reassembled<'q, DB>, Op) {
-    let q = Reassembled::new(query);
+    let (q, parameters) = crate::parameters::with_handed_over(|| Reassembled::new(query));
     let meta = shared.query_meta(q.sql.as_str());
-    (q, Op::new(Arc::clone(shared), OpKind::Query(meta), stream))
+    let op = Op::new(Arc::clone(shared), OpKind::Query(meta), stream).with_parameters(parameters);
+    (q, op)
 }
 
 fn prepare_op(shared: &Arc<Shared>, sql: &SqlStr) -> Op {

@@ -22,6 +22,8 @@ pub struct QueryInfo {
     pub(crate) summary: Option<Cow<'static, str>>,
     pub(crate) operation: Option<Cow<'static, str>>,
     pub(crate) collection: Option<Cow<'static, str>>,
+    /// Bind parameter renderings, in bind order.
+    pub(crate) parameters: Vec<String>,
 }
 
 impl QueryInfo {
@@ -51,6 +53,18 @@ impl QueryInfo {
     /// `db.collection.name`, e.g. `"users"`.
     pub fn collection(mut self, collection: impl Into<Cow<'static, str>>) -> Self {
         self.collection = Some(collection.into());
+        self
+    }
+
+    /// The next bind parameter's value, recorded as `db.query.parameter.<index>` (0-based, in
+    /// the order of the calls) when the pool captures parameters
+    /// ([`SqlOptions::with_parameter_capture`](crate::SqlOptions::with_parameter_capture)).
+    ///
+    /// sqlx cannot give back the values of a `.bind()` chain or of the `query!` macros, so the
+    /// caller names them here; these take precedence over values captured through
+    /// [`Parameters`](crate::Parameters).
+    pub fn parameter(mut self, value: impl std::fmt::Display) -> Self {
+        self.parameters.push(value.to_string());
         self
     }
 }

@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     text_mode: QueryTextMode,
     sanitize: SanitizeOptions,
     returned_rows: bool,
+    /// Record `db.query.parameter.<key>` (opt-in).
+    pub(crate) capture_parameters: bool,
     cache: Cache<QueryMeta>,
     /// Bound per low-cardinality attribute combination: no per-record attribute hashing.
     duration: BoundInstruments<Histogram<f64>, DurationKey, f64>,
@@ -153,6 +155,7 @@ impl Shared {
                 .with_keep_comments(options.keep_comments)
                 .with_max_len(options.max_text_len),
             returned_rows: options.returned_rows,
+            capture_parameters: options.capture_parameters,
             cache: Cache::new(options.cache_capacity),
             duration: BoundInstruments::new(
                 instruments::duration_histogram(
@@ -284,6 +287,8 @@ pub(crate) struct Op {
     /// reading (a success with the rows seen so far).
     stream: bool,
     rows: u64,
+    /// Renderings handed over by [`Parameters`](crate::Parameters) (capture on only).
+    parameters: Option<Vec<StringValue>>,
 }
 
 impl Op {
@@ -295,9 +300,53 @@ impl Op {
             done: false,
             stream,
             rows: 0,
+            parameters: None,
         }
     }
 
+    /// Values bound through [`Parameters`](crate::Parameters), kept only when the pool
+    /// captures parameters.
+    pub(crate) fn with_parameters(mut self, parameters: Option<Vec<StringValue>>) -> Self {
+        if self.shared.capture_parameters {
+            self.parameters = parameters;
+        }
+        self
+    }
+}
+
+/// Sets `db.query.parameter.<key>` on a recording span: the caller's [`QueryInfo`] values if it
+/// gave any, else those handed over by [`Parameters`](crate::Parameters); each cut at `max`
+/// bytes.
+fn record_parameters(
+    span: &mut otel_core::Span,
+    max: usize,
+    info: Option<&QueryInfo>,
+    handed_over: Option<Vec<StringValue>>,
+) {
+    let cut = |v: &str| -> StringValue {
+        let end = floor_char_boundary(v, max);
+        StringValue::from(v[..end].to_owned())
+    };
+    match info.filter(|i| !i.parameters.is_empty()) {
+        Some(info) => {
+            for (i, value) in info.parameters.iter().enumerate() {
+                span.set_attribute(KeyValue::new(crate::parameters::index_key(i), cut(value)));
+            }
+        }
+        None => {
+            for (i, value) in handed_over.into_iter().flatten().enumerate() {
+                let value = if value.as_str().len() > max {
+                    cut(value.as_str())
+                } else {
+                    value
+                };
+                span.set_attribute(KeyValue::new(crate::parameters::index_key(i), value));
+            }
+        }
+    }
+}
+
+impl Op {
     fn start(&mut self) {
         if self.active.is_some() || self.done {
             return;
@@ -355,12 +404,15 @@ impl Op {
         if let Some(c) = collection {
             attrs.push(KeyValue::new(attr::DB_COLLECTION_NAME, c));
         }
-        let span = shared.tracer.build_with_context(
+        let mut span = shared.tracer.build_with_context(
             SpanBuilder::from_name(name)
                 .with_kind(SpanKind::Client)
                 .with_attributes(attrs),
             &parent,
         );
+        if shared.capture_parameters && span.is_recording() {
+            record_parameters(&mut span, shared.sanitize.max_len, info, self.parameters.take());
+        }
         let cx = if span.span_context().is_valid() {
             parent.with_remote_span_context(span.span_context().clone())
         } else {

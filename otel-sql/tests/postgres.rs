@@ -345,3 +345,53 @@ async fn options_connect_reads_namespace_and_non_default_port() {
         .assert_attr("db.namespace", "shop")
         .assert_status(&Status::error(""));
 }
+
+#[tokio::test]
+async fn parameters_bound_through_query_with_are_captured_when_enabled() {
+    use otel_sql::Parameters;
+
+    let t = TestTelemetry::new();
+    let url = postgres_url();
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&url)
+        .await
+        .unwrap_or_else(|e| unreachable_service(&url, "postgres", e));
+    let pool = InstrumentedPool::new(
+        pool,
+        SqlOptions::new()
+            .with_instrumentation(t.instrumentation())
+            .with_parameter_capture(true),
+    );
+    let mut params = Parameters::<Postgres>::new();
+    params.add(41_i32).unwrap();
+    params.add("otel").unwrap();
+    params.add_as(Some(2.5_f64), "2.5").unwrap();
+    let (n, s, f): (i32, String, f64) =
+        sqlx::query_as_with("SELECT $1::int4 + 1, $2::text || '-sql', $3::float8 * 2", params)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (n, s.as_str(), f),
+        (42, "otel-sql", 5.0),
+        "values reach PostgreSQL as bound"
+    );
+
+    let mut expected = server_attrs();
+    expected.extend([
+        kv(
+            "db.query.text",
+            "SELECT $1::int4 + 1, $2::text || '-sql', $3::float8 * 2",
+        ),
+        kv("db.query.summary", "SELECT"),
+        kv("db.query.parameter.0", "41"),
+        kv("db.query.parameter.1", "otel"),
+        kv("db.query.parameter.2", "2.5"),
+        kv("db.response.returned_rows", 1i64),
+    ]);
+    t.span("SELECT")
+        .assert_kind(SpanKind::Client)
+        .assert_status(&Status::Unset)
+        .assert_attrs(&expected);
+}

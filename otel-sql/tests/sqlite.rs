@@ -531,3 +531,137 @@ async fn pool_gauges_report_idle_used_and_max() {
         Some(0)
     );
 }
+
+#[tokio::test]
+async fn bind_parameters_are_captured_only_when_enabled() {
+    use otel_sql::Parameters;
+
+    // Off by default: values handed over through `Parameters` and `QueryInfo` are not recorded.
+    let t = TestTelemetry::new();
+    let pool = setup(&t, SqlOptions::new()).await;
+    let mut params = Parameters::<Sqlite>::new();
+    params.add(1_i64).unwrap();
+    let name: String = sqlx::query_scalar_with("SELECT name FROM users WHERE id = ?", params)
+        .fetch_one(&pool)
+        .with_query_info(QueryInfo::new().parameter(1))
+        .await
+        .unwrap();
+    assert_eq!(name, "alice");
+    let mut expected = base("SELECT users", "SELECT name FROM users WHERE id = ?");
+    expected.push(kv("db.response.returned_rows", 1i64));
+    t.span("SELECT users").assert_attrs(&expected);
+
+    // On: `Parameters` values are recorded by 0-based index, as strings, whatever their type.
+    let t = TestTelemetry::new();
+    let pool = setup(&t, SqlOptions::new().with_parameter_capture(true)).await;
+    let mut params = Parameters::<Sqlite>::new();
+    params.add(2_i64).unwrap();
+    params.add("alice").unwrap();
+    params.add_as(None::<String>, "NULL").unwrap();
+    params.add(1.5_f64).unwrap();
+    assert_eq!(params.len(), 4);
+    assert_eq!(
+        format!("{params:?}"),
+        "Parameters { len: 4, .. }",
+        "Debug never shows values"
+    );
+    let rows = sqlx::query_with(
+        "SELECT id FROM users WHERE (id = ? OR name = ?) AND ? IS NULL AND ? > 1 ORDER BY id",
+        params,
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2, "the database received every argument as bound");
+    let mut expected = base(
+        "SELECT users",
+        "SELECT id FROM users WHERE (id = ? OR name = ?) AND ? IS NULL AND ? > 1 ORDER BY id",
+    );
+    expected.extend([
+        kv("db.query.parameter.0", "2"),
+        kv("db.query.parameter.1", "alice"),
+        kv("db.query.parameter.2", "NULL"),
+        kv("db.query.parameter.3", "1.5"),
+        kv("db.response.returned_rows", 2i64),
+    ]);
+    t.span("SELECT users").assert_attrs(&expected);
+    // Never on the metric.
+    t.metrics().assert_histogram_point(
+        "db.client.operation.duration",
+        &[
+            kv("db.system.name", "sqlite"),
+            kv("db.namespace", ":memory:"),
+            kv("db.query.summary", "SELECT users"),
+        ],
+    );
+
+    // `.bind()` chains and macros name their values through `QueryInfo`.
+    t.reset();
+    let r = sqlx::query("UPDATE users SET name = ?1 WHERE id = ?2")
+        .bind("carol")
+        .bind(2_i64)
+        .execute(&pool)
+        .with_query_info(QueryInfo::new().parameter("carol").parameter(2))
+        .await
+        .unwrap();
+    assert_eq!(r.rows_affected(), 1);
+    let mut expected = base("UPDATE users", "UPDATE users SET name = ?1 WHERE id = ?2");
+    expected.extend([
+        kv("db.query.parameter.0", "carol"),
+        kv("db.query.parameter.1", "2"),
+        kv("db.response.returned_rows", 0i64),
+    ]);
+    t.span("UPDATE users").assert_attrs(&expected);
+
+    // A plain `.bind()` chain without `QueryInfo` records no values (sqlx cannot give them back),
+    // and values handed over by a query run elsewhere never leak into it.
+    t.reset();
+    let mut stray = Parameters::<Sqlite>::new();
+    stray.add("stray-secret").unwrap();
+    sqlx::query_with("SELECT 1 WHERE ? IS NOT NULL", stray)
+        .fetch_one(pool.inner())
+        .await
+        .unwrap();
+    sqlx::query("SELECT name FROM users WHERE id = ?")
+        .bind(1_i64)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut expected = base("SELECT users", "SELECT name FROM users WHERE id = ?");
+    expected.push(kv("db.response.returned_rows", 1i64));
+    t.span("SELECT users").assert_attrs(&expected);
+}
+
+#[tokio::test]
+async fn captured_parameters_are_cut_at_the_text_limit_and_skipped_when_unsampled() {
+    use otel_core::opentelemetry_sdk::trace::Sampler;
+    use otel_sql::Parameters;
+
+    let t = TestTelemetry::new();
+    let pool = setup(&t, SqlOptions::new().with_parameter_capture(true).with_max_text_len(40)).await;
+    let long = "é".repeat(30); // 60 bytes; cut at a character boundary
+    let mut params = Parameters::<Sqlite>::new();
+    params.add(long.as_str()).unwrap();
+    let found = sqlx::query_with("SELECT id FROM users WHERE name = ?", params)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+    assert!(found.is_none());
+    let span = t.span("SELECT users");
+    assert_eq!(
+        span.attr("db.query.parameter.0").map(|v| v.as_str().into_owned()),
+        Some("é".repeat(20))
+    );
+
+    // Unsampled: the span records nothing, so no value is even looked at.
+    let t = TestTelemetry::with_sampler(Sampler::AlwaysOff);
+    let pool = setup(&t, SqlOptions::new().with_parameter_capture(true)).await;
+    let mut params = Parameters::<Sqlite>::new();
+    params.add(1_i64).unwrap();
+    let n: i64 = sqlx::query_scalar_with("SELECT count(*) FROM users WHERE id = ?", params)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(t.spans().is_empty());
+}
