@@ -57,6 +57,7 @@ pub fn allocations_per_call<R>(iterations: u64, mut f: impl FnMut() -> R) -> f64
 pub mod actix_apps;
 pub mod grpc_apps;
 pub mod http_apps;
+pub mod sdk032;
 
 /// Request headers used by the propagation benchmarks.
 pub mod headers {

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Tracer as _};
 use opentelemetry::{Context, KeyValue};
@@ -51,6 +51,11 @@ use crate::sanitize::{self, ArgRef};
 /// `db.operation.name`, `server.*`, `network.peer.*` and `db.operation.batch.size`;
 /// `db.query.text` and `db.stored_procedure.name` are rendered only for recording spans, so an
 /// unsampled command pays no masking cost.
+///
+/// The span's start time and parent are those of the moment the command is issued; the span
+/// object is built once the request is on its way (the task yields once, so the connection's
+/// driver sends the request first), which takes its cost off the command's latency at the price
+/// of one extra poll of the calling task.
 ///
 /// The status description is never the server's message (it can echo arguments). Errors and
 /// replies are passed through unchanged. A future dropped before it completes ends its span with
@@ -160,22 +165,22 @@ impl Shared {
 }
 
 /// An operation in flight: its span and what its duration point needs.
-struct CallState {
+struct CallState<'a> {
     span: otel_core::Span,
     start: Instant,
-    shared: Arc<Shared>,
-    target: Arc<Target>,
+    shared: &'a Shared,
+    target: &'a Target,
     operation: Cow<'static, str>,
 }
 
-impl CallState {
+impl<'a> CallState<'a> {
     fn start(
-        shared: &Arc<Shared>,
-        target: &Arc<Target>,
+        issued: &Issued<'a>,
         span_name: Cow<'static, str>,
         operation: Cow<'static, str>,
         batch_size: Option<usize>,
     ) -> Self {
+        let target = issued.target;
         let mut span_attributes = Vec::with_capacity(target.attributes.len() + 2);
         span_attributes.extend(target.attributes.iter().cloned());
         span_attributes.push(KeyValue::new(DB_OPERATION_NAME, operation.clone()));
@@ -187,13 +192,14 @@ impl CallState {
         }
         let builder = SpanBuilder::from_name(span_name)
             .with_kind(SpanKind::Client)
+            .with_start_time(issued.start_time)
             .with_attributes(span_attributes);
-        let span = Context::map_current(|cx| shared.tracer.build_with_context(builder, cx));
+        let span = issued.shared.tracer.build_with_context(builder, &issued.parent);
         Self {
             span,
-            start: Instant::now(),
-            shared: shared.clone(),
-            target: target.clone(),
+            start: issued.start,
+            shared: issued.shared,
+            target,
             operation,
         }
     }
@@ -213,14 +219,14 @@ impl CallState {
         match failure {
             None => {
                 let key = (self.target.id, self.operation);
-                let target = &self.target;
+                let target = self.target;
                 self.shared
                     .duration
                     .record(&key, elapsed, || Self::metric_attributes(target, &key.1, 0));
             }
             // Failures are rare and carry per-error attributes: recorded unbound.
             Some(f) => {
-                let mut attributes = Self::metric_attributes(&self.target, &self.operation, 2);
+                let mut attributes = Self::metric_attributes(self.target, &self.operation, 2);
                 if let Some(code) = f.status_code {
                     let kv = KeyValue::new(DB_RESPONSE_STATUS_CODE, code);
                     if self.span.is_recording() {
@@ -234,6 +240,118 @@ impl CallState {
         }
         self.span.end();
     }
+}
+
+/// What an operation sends.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Command(&'a Cmd),
+    Pipeline(&'a Pipeline),
+}
+
+/// The operation name of a pipeline or transaction: `PIPELINE <cmd>` / `MULTI <cmd>` when
+/// every command is `<cmd>`, else the prefix alone.
+fn pipeline_operation(pipeline: &Pipeline) -> (&'static str, Cow<'static, str>) {
+    let prefix = if pipeline.is_transaction() { "MULTI" } else { "PIPELINE" };
+    let mut common: Option<Cow<'static, str>> = None;
+    for cmd in pipeline.cmd_iter() {
+        let op = parse_head(cmd).operation;
+        match &common {
+            None => common = Some(op),
+            Some(c) if *c == op => {}
+            Some(_) => return (prefix, Cow::Borrowed(prefix)),
+        }
+    }
+    match common {
+        Some(c) => (prefix, Cow::Owned(format!("{prefix} {c}"))),
+        None => (prefix, Cow::Borrowed(prefix)),
+    }
+}
+
+/// What is captured when an operation is issued. Its span is built from this once the request
+/// is on its way (see [`Traced`]), with the start time and parent of the moment it was issued.
+struct Issued<'a> {
+    request: Request<'a>,
+    shared: &'a Shared,
+    target: &'a Target,
+    parent: Context,
+    start: Instant,
+    start_time: SystemTime,
+}
+
+impl<'a> Issued<'a> {
+    fn new(request: Request<'a>, shared: &'a Shared, target: &'a Target) -> Self {
+        Self {
+            request,
+            shared,
+            target,
+            parent: Context::current(),
+            start: Instant::now(),
+            start_time: SystemTime::now(),
+        }
+    }
+
+    /// Builds the span: operation name, attributes and, for a recording span, the masked
+    /// `db.query.text` and `db.stored_procedure.name`.
+    fn begin(self) -> CallState<'a> {
+        let shared = self.shared;
+        match self.request {
+            Request::Command(cmd) => {
+                let parsed = parse_head(cmd);
+                let mut state = CallState::start(&self, parsed.operation.clone(), parsed.operation.clone(), None);
+                if state.span.is_recording() && (shared.query_text != QueryText::Off || parsed.may_name_procedure()) {
+                    with_args(cmd, |args| {
+                        if shared.query_text != QueryText::Off {
+                            let mut text = String::with_capacity(parsed.rendered_len_hint(args));
+                            render(&mut text, shared.query_text, &parsed, args);
+                            state.span.set_attribute(KeyValue::new(DB_QUERY_TEXT, text));
+                        }
+                        if parsed.may_name_procedure() {
+                            if let Some(procedure) = sanitize::stored_procedure(args) {
+                                state
+                                    .span
+                                    .set_attribute(KeyValue::new(DB_STORED_PROCEDURE_NAME, procedure));
+                            }
+                        }
+                    });
+                }
+                state
+            }
+            Request::Pipeline(pipeline) => {
+                let (prefix, operation) = pipeline_operation(pipeline);
+                let mut state = CallState::start(&self, Cow::Borrowed(prefix), operation, Some(pipeline.len()));
+                if state.span.is_recording() && shared.query_text != QueryText::Off {
+                    let mut text = String::new();
+                    for (i, cmd) in pipeline.cmd_iter().enumerate() {
+                        if i > 0 {
+                            text.push_str("; ");
+                        }
+                        with_args(cmd, |args| {
+                            let parsed = sanitize::parse(args);
+                            text.reserve(parsed.rendered_len_hint(args));
+                            render(&mut text, shared.query_text, &parsed, args);
+                        });
+                    }
+                    state.span.set_attribute(KeyValue::new(DB_QUERY_TEXT, text));
+                }
+                state
+            }
+        }
+    }
+}
+
+/// Where an operation's telemetry stands.
+// Lives inside the boxed future, one per operation: boxing a variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Phase<'a> {
+    /// Issued; the span is not built yet. `yielded`: the task has let the connection send the
+    /// request once.
+    Issued {
+        issued: Issued<'a>,
+        yielded: bool,
+    },
+    Started(CallState<'a>),
+    Done,
 }
 
 /// What a reply says about success: a server error inside a successful reply is a failure.
@@ -253,21 +371,55 @@ impl Reply for Vec<Value> {
     }
 }
 
-/// The inner future plus the span it ends.
+/// The inner future plus its telemetry.
+///
+/// Building a span (sampling, attributes, masking the command) costs the caller a few
+/// microseconds, so it is done while the request is on the network rather than before it is
+/// sent: the first time the connection answers `Pending`, the task yields once (a deferred wake,
+/// so the connection's driver task writes the request first), and the span is built on the next
+/// poll. Its start time, duration clock and parent are those of the moment the command was
+/// issued, so what is recorded is unchanged; only the latency the caller sees drops.
 struct Traced<'a, T> {
     inner: RedisFuture<'a, T>,
-    state: Option<CallState>,
+    phase: Phase<'a>,
+}
+
+/// Schedules the current task to be polled again after the runtime has run the tasks that are
+/// ready now (tokio's `yield_now`, which defers the wake-up; elsewhere a plain wake).
+fn yield_once(cx: &mut TaskContext<'_>) {
+    let mut yielding = std::pin::pin!(tokio::task::yield_now());
+    // A fresh `yield_now` registers the deferred wake-up and returns `Pending` on its first poll;
+    // dropping it afterwards keeps the registration.
+    let _ = yielding.as_mut().poll(cx);
 }
 
 impl<T: Reply> Future for Traced<'_, T> {
     type Output = RedisResult<T>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let result = match self.inner.as_mut().poll(cx) {
-            Poll::Pending => return Poll::Pending,
+        let this = &mut *self;
+        let result = match this.inner.as_mut().poll(cx) {
+            Poll::Pending => {
+                if let Phase::Issued { yielded, .. } = &mut this.phase {
+                    if *yielded {
+                        if let Phase::Issued { issued, .. } = std::mem::replace(&mut this.phase, Phase::Done) {
+                            this.phase = Phase::Started(issued.begin());
+                        }
+                    } else {
+                        *yielded = true;
+                        yield_once(cx);
+                    }
+                }
+                return Poll::Pending;
+            }
             Poll::Ready(r) => r,
         };
-        if let Some(state) = self.state.take() {
+        let state = match std::mem::replace(&mut this.phase, Phase::Done) {
+            Phase::Issued { issued, .. } => Some(issued.begin()),
+            Phase::Started(state) => Some(state),
+            Phase::Done => None,
+        };
+        if let Some(state) = state {
             let failure = match &result {
                 Ok(reply) => reply.failure(),
                 Err(e) => Some(classify_error(e)),
@@ -280,47 +432,27 @@ impl<T: Reply> Future for Traced<'_, T> {
 
 impl<T> Drop for Traced<'_, T> {
     fn drop(&mut self) {
-        if let Some(mut state) = self.state.take() {
-            // Cancelled by the caller: not a failure, and not a completed operation either, so no
-            // duration is recorded.
-            state.span.end();
+        // Cancelled by the caller: not a failure, and not a completed operation either, so the
+        // span ends with status Unset and no duration is recorded.
+        match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Issued { issued, .. } => issued.begin().span.end(),
+            Phase::Started(mut state) => state.span.end(),
+            Phase::Done => {}
         }
     }
 }
 
 impl<C: ConnectionLike + Send> ConnectionLike for InstrumentedConnection<C> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        let shared = &self.redis.shared;
-        let parsed = parse_head(cmd);
-        if !shared.allows(&parsed.operation) {
-            return self.inner.req_packed_command(cmd);
+        let Self { inner, redis, target } = self;
+        let shared: &'a Shared = &redis.shared;
+        if shared.filter.is_some() && !shared.allows(&parse_head(cmd).operation) {
+            return inner.req_packed_command(cmd);
         }
-        let mut state = CallState::start(
-            shared,
-            &self.target,
-            parsed.operation.clone(),
-            parsed.operation.clone(),
-            None,
-        );
-        if state.span.is_recording() && (shared.query_text != QueryText::Off || parsed.may_name_procedure()) {
-            with_args(cmd, |args| {
-                if shared.query_text != QueryText::Off {
-                    let mut text = String::with_capacity(parsed.rendered_len_hint(args));
-                    render(&mut text, shared.query_text, &parsed, args);
-                    state.span.set_attribute(KeyValue::new(DB_QUERY_TEXT, text));
-                }
-                if parsed.may_name_procedure() {
-                    if let Some(procedure) = sanitize::stored_procedure(args) {
-                        state
-                            .span
-                            .set_attribute(KeyValue::new(DB_STORED_PROCEDURE_NAME, procedure));
-                    }
-                }
-            });
-        }
+        let issued = Issued::new(Request::Command(cmd), shared, target);
         Box::pin(Traced {
-            inner: self.inner.req_packed_command(cmd),
-            state: Some(state),
+            inner: inner.req_packed_command(cmd),
+            phase: Phase::Issued { issued, yielded: false },
         })
     }
 
@@ -330,52 +462,15 @@ impl<C: ConnectionLike + Send> ConnectionLike for InstrumentedConnection<C> {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        let shared = &self.redis.shared;
-        let prefix = if pipeline.is_transaction() { "MULTI" } else { "PIPELINE" };
-        let mut common: Option<Cow<'static, str>> = None;
-        let mut same = true;
-        for cmd in pipeline.cmd_iter() {
-            let op = parse_head(cmd).operation;
-            match &common {
-                None => common = Some(op),
-                Some(c) if *c == op => {}
-                Some(_) => {
-                    same = false;
-                    break;
-                }
-            }
+        let Self { inner, redis, target } = self;
+        let shared: &'a Shared = &redis.shared;
+        if shared.filter.is_some() && !shared.allows(&pipeline_operation(pipeline).1) {
+            return inner.req_packed_commands(pipeline, offset, count);
         }
-        let operation: Cow<'static, str> = match (same, common) {
-            (true, Some(c)) => Cow::Owned(format!("{prefix} {c}")),
-            _ => Cow::Borrowed(prefix),
-        };
-        if !shared.allows(&operation) {
-            return self.inner.req_packed_commands(pipeline, offset, count);
-        }
-        let mut state = CallState::start(
-            shared,
-            &self.target,
-            Cow::Borrowed(prefix),
-            operation,
-            Some(pipeline.len()),
-        );
-        if state.span.is_recording() && shared.query_text != QueryText::Off {
-            let mut text = String::new();
-            for (i, cmd) in pipeline.cmd_iter().enumerate() {
-                if i > 0 {
-                    text.push_str("; ");
-                }
-                with_args(cmd, |args| {
-                    let parsed = sanitize::parse(args);
-                    text.reserve(parsed.rendered_len_hint(args));
-                    render(&mut text, shared.query_text, &parsed, args);
-                });
-            }
-            state.span.set_attribute(KeyValue::new(DB_QUERY_TEXT, text));
-        }
+        let issued = Issued::new(Request::Pipeline(pipeline), shared, target);
         Box::pin(Traced {
-            inner: self.inner.req_packed_commands(pipeline, offset, count),
-            state: Some(state),
+            inner: inner.req_packed_commands(pipeline, offset, count),
+            phase: Phase::Issued { issued, yielded: false },
         })
     }
 

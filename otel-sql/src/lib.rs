@@ -17,7 +17,9 @@
 //!
 //! One `CLIENT` span per operation, started when the query is first polled (its parent is the
 //! caller's current OpenTelemetry context) and ended when the result is ready, the stream ends,
-//! or the future/stream is dropped. Named by `db.query.summary` (`SELECT users`,
+//! or the future/stream is dropped. The span object itself is built right after the statement
+//! has been handed to the driver, so its cost overlaps the database's work instead of delaying
+//! the statement; its start time is still the first poll. Named by `db.query.summary` (`SELECT users`,
 //! `INSERT orders SELECT carts`), else `{db.operation.name} {target}`, else the target
 //! (`db.namespace`, or `server.address[:port]`), else `db.system.name`. Transaction control is
 //! recorded as `BEGIN`, `COMMIT` and `ROLLBACK` operations (`db.operation.name` set, named

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use futures_core::Stream;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
@@ -268,6 +268,13 @@ pub(crate) enum Outcome<'a> {
     Cancelled,
 }
 
+/// Captured on the operation's first poll: what its span needs besides the statement.
+struct Issued {
+    parent: Context,
+    start: Instant,
+    start_time: SystemTime,
+}
+
 struct Active {
     span: otel_core::Span,
     /// Attached while the driver's future is polled.
@@ -276,11 +283,18 @@ struct Active {
     metric_key: DurationKey,
 }
 
-/// One operation: its span starts on the first poll (so the caller's context is the parent)
-/// and ends exactly once.
+/// One operation: it is issued on the first poll (the caller's context is the parent, the clocks
+/// start) and ends exactly once.
+///
+/// Its span is built right after the driver's first poll has sent the statement (the poll that
+/// returns `Pending` while the database works), not before: sampling, attributes and the span
+/// allocation then overlap the database's own work instead of delaying the statement. Start time,
+/// duration and parent are those captured when the operation was issued, so what is recorded is
+/// the same.
 pub(crate) struct Op {
     shared: Arc<Shared>,
     kind: OpKind,
+    issued: Option<Issued>,
     active: Option<Active>,
     done: bool,
     /// What a drop before completion means: a cancelled future, or a stream the caller stopped
@@ -296,6 +310,7 @@ impl Op {
         Self {
             shared,
             kind,
+            issued: None,
             active: None,
             done: false,
             stream,
@@ -347,11 +362,27 @@ fn record_parameters(
 }
 
 impl Op {
-    fn start(&mut self) {
-        if self.active.is_some() || self.done {
-            return;
+    /// Captures the parent context and the clocks, once.
+    fn issue(&mut self) {
+        if self.issued.is_none() && self.active.is_none() && !self.done {
+            self.issued = Some(Issued {
+                parent: Context::current(),
+                start: Instant::now(),
+                start_time: SystemTime::now(),
+            });
         }
-        let parent = Context::current();
+    }
+
+    /// Builds the span of an issued operation (no-op before `issue` and after the first call).
+    pub(crate) fn start(&mut self) {
+        let Some(Issued {
+            parent,
+            start,
+            start_time,
+        }) = self.issued.take()
+        else {
+            return;
+        };
         let info = parent.get::<QueryInfo>();
         let shared = &self.shared;
         let mut attrs = Vec::with_capacity(shared.base_attrs.len() + 6);
@@ -407,6 +438,7 @@ impl Op {
         let mut span = shared.tracer.build_with_context(
             SpanBuilder::from_name(name)
                 .with_kind(SpanKind::Client)
+                .with_start_time(start_time)
                 .with_attributes(attrs),
             &parent,
         );
@@ -421,14 +453,15 @@ impl Op {
         self.active = Some(Active {
             span,
             cx,
-            start: Instant::now(),
+            start,
             metric_key,
         });
     }
 
-    /// The context to attach while polling the driver (starting the span if needed).
+    /// Issues the operation on the first call; the context to attach while polling the driver
+    /// once the span is built.
     pub(crate) fn enter(&mut self) -> Option<opentelemetry::ContextGuard> {
-        self.start();
+        self.issue();
         self.active.as_ref().map(|a| a.cx.clone().attach())
     }
 
@@ -440,6 +473,7 @@ impl Op {
         if self.done {
             return;
         }
+        self.start();
         self.done = true;
         let Some(mut active) = self.active.take() else {
             return;
@@ -486,14 +520,14 @@ impl Op {
     /// Starts and immediately ends the operation (a rollback queued by a dropped
     /// transaction).
     pub(crate) fn instant(mut self) {
-        self.start();
+        self.issue();
         self.finish(Outcome::Ok(None));
     }
 }
 
 impl Drop for Op {
     fn drop(&mut self) {
-        if self.active.is_some() && !self.done {
+        if (self.issued.is_some() || self.active.is_some()) && !self.done {
             if self.stream {
                 self.finish(Outcome::Ok(None));
             } else {
@@ -530,11 +564,11 @@ where
         let guard = this.op.enter();
         let poll = this.inner.poll(cx);
         drop(guard);
-        if let Poll::Ready(result) = &poll {
-            match result {
-                Ok(v) => this.op.finish(Outcome::Ok(Some((this.count)(v)))),
-                Err(e) => this.op.finish(Outcome::Err(e)),
-            }
+        match &poll {
+            // The statement is on its way: build the span while the database works.
+            Poll::Pending => this.op.start(),
+            Poll::Ready(Ok(v)) => this.op.finish(Outcome::Ok(Some((this.count)(v)))),
+            Poll::Ready(Err(e)) => this.op.finish(Outcome::Err(e)),
         }
         poll
     }
@@ -570,12 +604,13 @@ where
         drop(guard);
         match &poll {
             Poll::Ready(Some(Ok(v))) => {
+                this.op.start();
                 let n = (this.count)(v);
                 this.op.add_rows(n);
             }
             Poll::Ready(Some(Err(e))) => this.op.finish(Outcome::Err(e)),
             Poll::Ready(None) => this.op.finish(Outcome::Ok(None)),
-            Poll::Pending => {}
+            Poll::Pending => this.op.start(),
         }
         poll
     }

@@ -2,10 +2,11 @@
 //! callgrind (all threads, SQLite's worker thread included). Instructions per query =
 //! `(Ir(N) - Ir(0)) / N`.
 //!
-//! Usage: `sql_instructions <raw|otel-sql> <queries> [unsampled]`. Same SDK setup as the HTTP
+//! Usage: `sql_instructions <raw|otel-sql|sqlx-otel> <queries> [unsampled]`. Same SDK setup as the HTTP
 //! benches (batch span processor and periodic reader with discarding exporters).
 
 use benches::http_apps::{runtime, Sdk};
+use benches::sdk032::Sdk032;
 use otel_sql::{InstrumentedPool, SqlOptions};
 use sqlx::sqlite::SqlitePoolOptions;
 
@@ -52,8 +53,21 @@ fn main() {
                 }
             })
         }
+        "sqlx-otel" => {
+            // sqlx-otel 0.5 is on opentelemetry 0.32 and reads its globals: the same SDK setup,
+            // built from that version.
+            let sdk032 = Sdk032::install(sampled);
+            let pool = sqlx_otel::PoolBuilder::from(pool).build();
+            rt.block_on(async {
+                for _ in 0..=n {
+                    let row: (i64, String) = sqlx::query_as(POINT).bind(1i64).fetch_one(&pool).await.expect("select");
+                    names += row.1.len();
+                }
+            });
+            sdk032.flush();
+        }
         other => {
-            eprintln!("unknown variant {other:?}: raw or otel-sql");
+            eprintln!("unknown variant {other:?}: raw, otel-sql or sqlx-otel");
             std::process::exit(2);
         }
     }
