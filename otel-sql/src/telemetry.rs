@@ -70,6 +70,13 @@ impl DurationKey {
     }
 }
 
+/// A reference-counted string value: cloning it for each span, metric key and export is a
+/// reference-count increment, where an owned one would be copied (and freed on the export
+/// thread) every time.
+fn shared_str(s: &str) -> StringValue {
+    StringValue::from(Arc::<str>::from(s))
+}
+
 fn string_value(v: &Value) -> StringValue {
     match v {
         Value::String(s) => s.clone(),
@@ -119,10 +126,10 @@ impl Shared {
         let capacity = options.instrumentation.bound_instrument_capacity();
         let mut base_attrs = vec![KeyValue::new(attr::DB_SYSTEM_NAME, system)];
         if let Some(ns) = &server.namespace {
-            base_attrs.push(KeyValue::new(attr::DB_NAMESPACE, ns.clone()));
+            base_attrs.push(KeyValue::new(attr::DB_NAMESPACE, shared_str(ns)));
         }
         if let Some(address) = &server.address {
-            base_attrs.push(KeyValue::new(attr::SERVER_ADDRESS, address.clone()));
+            base_attrs.push(KeyValue::new(attr::SERVER_ADDRESS, shared_str(address)));
             if let Some(port) = server.port {
                 base_attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
             }
@@ -208,13 +215,13 @@ impl Shared {
                 QueryTextMode::Off => None,
                 QueryTextMode::Parameterized if analysis.has_placeholders => {
                     let cut = floor_char_boundary(sql, self.sanitize.max_len);
-                    Some(StringValue::from(sql[..cut].to_owned()))
+                    Some(shared_str(&sql[..cut]))
                 }
-                _ => Some(StringValue::from(analysis.sanitized)),
+                _ => Some(shared_str(&analysis.sanitized)),
             };
             QueryMeta {
                 text: text.filter(|t| !t.as_str().is_empty()),
-                summary: Some(analysis.summary).filter(|s| !s.is_empty()).map(StringValue::from),
+                summary: Some(analysis.summary).filter(|s| !s.is_empty()).map(|s| shared_str(&s)),
             }
         })
     }
