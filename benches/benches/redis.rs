@@ -8,24 +8,10 @@ use std::hint::black_box;
 
 use benches::allocations_per_call;
 use criterion::{criterion_group, criterion_main, Criterion};
-use std::time::Duration;
 
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use otel_core::Instrumentation;
+use benches::http_apps::Sdk;
 use otel_redis::{mask_command, RedisInstrumentation};
 use redis::aio::ConnectionLike;
-
-fn instrumentation(sampler: Sampler) -> Instrumentation {
-    // Spans are built and recorded but go to no exporter; metrics aggregate in the SDK and are
-    // exported hourly (never, during the bench).
-    let reader = PeriodicReader::builder(InMemoryMetricExporter::default())
-        .with_interval(Duration::from_secs(3600))
-        .build();
-    Instrumentation::new()
-        .with_tracer_provider(SdkTracerProvider::builder().with_sampler(sampler).build())
-        .with_meter_provider(SdkMeterProvider::builder().with_reader(reader).build())
-}
 
 fn redis_get(c: &mut Criterion) {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned());
@@ -41,8 +27,11 @@ fn redis_get(c: &mut Criterion) {
     rt.block_on(redis::cmd("SET").arg(key).arg("value").exec_async(&mut bare))
         .expect("SET");
 
-    let sampled = RedisInstrumentation::new(instrumentation(Sampler::AlwaysOn));
-    let unsampled = RedisInstrumentation::new(instrumentation(Sampler::AlwaysOff));
+    // The shared bench SDK: batch span processor with a discarding exporter (every span
+    // exported), periodic metric reader.
+    let (sampled_sdk, unsampled_sdk) = (Sdk::new(true), Sdk::new(false));
+    let sampled = RedisInstrumentation::new(sampled_sdk.instrumentation());
+    let unsampled = RedisInstrumentation::new(unsampled_sdk.instrumentation());
     let mut sampled_conn = sampled.connection(bare.clone(), client.get_connection_info());
     let mut unsampled_conn = unsampled.connection(bare.clone(), client.get_connection_info());
     let cmd = redis::cmd("GET").arg(key).clone();

@@ -1,16 +1,16 @@
 //! otel-sql overhead: a point SELECT on in-memory SQLite, raw sqlx vs the instrumented pool
-//! (sampled and unsampled), plus sanitizer throughput on long statements.
+//! (sampled and unsampled) vs sqlx-otel 0.5 (sampled, on an equivalent opentelemetry 0.32 SDK
+//! setup, since that is the version it is built on), plus sanitizer throughput on long
+//! statements. Every variant exports its spans through a batch processor to a discarding
+//! exporter. For steadier latency figures see `src/bin/db_latency.rs`.
 //!
 //! `cargo bench -p benches --bench sql`
-//!
-//! sqlx-otel is not compared yet (whether it builds with sqlx 0.9 / opentelemetry 0.33 was not
-//! checked).
 
 use std::time::Duration;
 
+use benches::http_apps::Sdk;
+use benches::sdk032::Sdk032;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use otel_core::Instrumentation;
 use otel_sql::sanitize::{analyze, Dialect, SanitizeOptions};
 use otel_sql::{InstrumentedPool, SqlOptions};
 use sqlx::sqlite::{Sqlite, SqlitePool, SqlitePoolOptions};
@@ -39,15 +39,8 @@ async fn raw_pool() -> SqlitePool {
     pool
 }
 
-fn instrumented(pool: SqlitePool, sampler: Sampler) -> InstrumentedPool<Sqlite> {
-    // Real SDK spans and metrics; no exporter, so the figures are the instrumentation's own
-    // cost (sampled spans are still recorded in full).
-    let provider = SdkTracerProvider::builder().with_sampler(sampler).build();
-    let meter_provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
-    let inst = Instrumentation::new()
-        .with_tracer_provider(provider)
-        .with_meter_provider(meter_provider);
-    InstrumentedPool::new(pool, SqlOptions::new().with_instrumentation(inst))
+fn instrumented(pool: SqlitePool, sdk: &Sdk) -> InstrumentedPool<Sqlite> {
+    InstrumentedPool::new(pool, SqlOptions::new().with_instrumentation(sdk.instrumentation()))
 }
 
 const POINT: &str = "SELECT id, name FROM users WHERE id = ?";
@@ -55,8 +48,11 @@ const POINT: &str = "SELECT id, name FROM users WHERE id = ?";
 fn point_select(c: &mut Criterion) {
     let rt = runtime();
     let pool = rt.block_on(raw_pool());
-    let sampled = instrumented(pool.clone(), Sampler::AlwaysOn);
-    let unsampled = instrumented(pool.clone(), Sampler::AlwaysOff);
+    let (sampled_sdk, unsampled_sdk) = (Sdk::new(true), Sdk::new(false));
+    let sampled = instrumented(pool.clone(), &sampled_sdk);
+    let unsampled = instrumented(pool.clone(), &unsampled_sdk);
+    let _sdk032 = Sdk032::install(true);
+    let sqlx_otel = sqlx_otel::PoolBuilder::from(pool.clone()).build();
     let mut g = c.benchmark_group("sqlite_point_select");
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("raw_sqlx", |b| {
@@ -71,6 +67,12 @@ fn point_select(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    g.bench_function("sqlx_otel_sampled", |b| {
+        b.iter(|| {
+            rt.block_on(sqlx::query(POINT).bind(1i64).fetch_one(&sqlx_otel))
+                .unwrap()
+        })
+    });
     g.finish();
     let raw = benches::allocations_per_call(2000, || {
         rt.block_on(sqlx::query(POINT).bind(1i64).fetch_one(&pool)).unwrap()
@@ -82,7 +84,13 @@ fn point_select(c: &mut Criterion) {
         rt.block_on(sqlx::query(POINT).bind(1i64).fetch_one(&unsampled))
             .unwrap()
     });
-    println!("allocations per point select: raw {raw:.1}, otel-sql sampled {inst:.1}, unsampled {off:.1}");
+    let alt = benches::allocations_per_call(2000, || {
+        rt.block_on(sqlx::query(POINT).bind(1i64).fetch_one(&sqlx_otel))
+            .unwrap()
+    });
+    println!(
+        "allocations per point select: raw {raw:.1}, otel-sql sampled {inst:.1}, unsampled {off:.1}, sqlx-otel sampled {alt:.1}"
+    );
 }
 
 fn sanitizer(c: &mut Criterion) {
