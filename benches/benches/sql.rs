@@ -13,7 +13,7 @@ use benches::sdk032::Sdk032;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use otel_sql::sanitize::{analyze, Dialect, SanitizeOptions};
 use otel_sql::{InstrumentedPool, SqlOptions};
-use sqlx::sqlite::{Sqlite, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{Sqlite, SqlitePool};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -22,32 +22,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-async fn raw_pool() -> SqlitePool {
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect("sqlite::memory:")
-        .await
-        .expect("sqlite");
-    sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO users (id, name) VALUES (1, 'alice')")
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool
-}
-
 fn instrumented(pool: SqlitePool, sdk: &Sdk) -> InstrumentedPool<Sqlite> {
     InstrumentedPool::new(pool, SqlOptions::new().with_instrumentation(sdk.instrumentation()))
 }
 
-const POINT: &str = "SELECT id, name FROM users WHERE id = ?";
+use benches::SQLITE_POINT_SELECT as POINT;
 
 fn point_select(c: &mut Criterion) {
     let rt = runtime();
-    let pool = rt.block_on(raw_pool());
+    let pool = rt.block_on(benches::sqlite_users_pool());
     let (sampled_sdk, unsampled_sdk) = (Sdk::new(true), Sdk::new(false));
     let sampled = instrumented(pool.clone(), &sampled_sdk);
     let unsampled = instrumented(pool.clone(), &unsampled_sdk);

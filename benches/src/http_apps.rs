@@ -11,11 +11,8 @@ use axum::Router;
 use http::Request;
 use http_body_util::BodyExt;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::data::ResourceMetrics;
-use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use otel_core::propagation::W3cPropagator;
 use otel_core::Instrumentation;
 use tower::ServiceExt;
@@ -24,41 +21,7 @@ use tracing_subscriber::Layer as _;
 /// Spans the [`DiscardSpans`] exporters of this process received.
 pub static SPANS_EXPORTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Drops every span after counting it (the batch processor still builds and hands over each
-/// span, so export cost is counted, equally for every variant).
-#[derive(Debug, Default)]
-pub struct DiscardSpans;
-
-impl SpanExporter for DiscardSpans {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        SPANS_EXPORTED.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        drop(std::hint::black_box(batch));
-        Ok(())
-    }
-}
-
-/// Drops every metric export.
-#[derive(Debug, Default)]
-pub struct DiscardMetrics;
-
-impl PushMetricExporter for DiscardMetrics {
-    async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
-        std::hint::black_box(metrics);
-        Ok(())
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
-    }
-}
+discard_exporters!(opentelemetry_sdk);
 
 /// The SDK every variant uses.
 #[derive(Clone, Debug)]

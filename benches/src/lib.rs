@@ -54,10 +54,75 @@ pub fn allocations_per_call<R>(iterations: u64, mut f: impl FnMut() -> R) -> f64
     (allocations() - before) as f64 / iterations as f64
 }
 
+/// Defines `DiscardSpans` and `DiscardMetrics`, exporters that count and drop what they receive,
+/// for one version of `opentelemetry_sdk` (the benches run crates built on 0.33 and on 0.32).
+/// Spans are counted into [`http_apps::SPANS_EXPORTED`]; the batch processor still builds and
+/// hands over each span, so export cost is counted, equally for every variant.
+macro_rules! discard_exporters {
+    ($sdk:ident) => {
+        /// Drops every span after counting it.
+        #[derive(Debug, Default)]
+        pub struct DiscardSpans;
+
+        impl $sdk::trace::SpanExporter for DiscardSpans {
+            async fn export(&self, batch: Vec<$sdk::trace::SpanData>) -> $sdk::error::OTelSdkResult {
+                $crate::http_apps::SPANS_EXPORTED.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                drop(std::hint::black_box(batch));
+                Ok(())
+            }
+        }
+
+        /// Drops every metric export.
+        #[derive(Debug, Default)]
+        pub struct DiscardMetrics;
+
+        impl $sdk::metrics::exporter::PushMetricExporter for DiscardMetrics {
+            async fn export(&self, metrics: &$sdk::metrics::data::ResourceMetrics) -> $sdk::error::OTelSdkResult {
+                std::hint::black_box(metrics);
+                Ok(())
+            }
+
+            fn force_flush(&self) -> $sdk::error::OTelSdkResult {
+                Ok(())
+            }
+
+            fn shutdown_with_timeout(&self, _timeout: std::time::Duration) -> $sdk::error::OTelSdkResult {
+                Ok(())
+            }
+
+            fn temporality(&self) -> $sdk::metrics::Temporality {
+                $sdk::metrics::Temporality::Cumulative
+            }
+        }
+    };
+}
+
 pub mod actix_apps;
 pub mod grpc_apps;
 pub mod http_apps;
 pub mod sdk032;
+
+/// The statement every SQL benchmark runs: a point select by primary key.
+pub const SQLITE_POINT_SELECT: &str = "SELECT id, name FROM users WHERE id = ?";
+
+/// A one-connection in-memory SQLite pool (every connection to `sqlite::memory:` is its own
+/// database) with a `users` table holding the row [`SQLITE_POINT_SELECT`] finds.
+pub async fn sqlite_users_pool() -> sqlx::SqlitePool {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect("sqlite::memory:")
+        .await
+        .expect("sqlite");
+    sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        .execute(&pool)
+        .await
+        .expect("create");
+    sqlx::query("INSERT INTO users (id, name) VALUES (1, 'alice')")
+        .execute(&pool)
+        .await
+        .expect("insert");
+    pool
+}
 
 /// Request headers used by the propagation benchmarks.
 pub mod headers {

@@ -16,9 +16,8 @@ use benches::sdk032::Sdk032;
 use otel_redis::RedisInstrumentation;
 use otel_sql::{InstrumentedPool, SqlOptions};
 use redis::aio::ConnectionLike;
-use sqlx::sqlite::SqlitePoolOptions;
 
-const POINT: &str = "SELECT id, name FROM users WHERE id = ?";
+use benches::SQLITE_POINT_SELECT as POINT;
 
 /// Per-round mean latencies (ns per operation) of one variant.
 struct Samples {
@@ -159,22 +158,7 @@ fn main() {
     }
 
     if which == "sql" || which == "all" {
-        let pool = rt.block_on(async {
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect("sqlite::memory:")
-                .await
-                .expect("sqlite");
-            sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-                .execute(&pool)
-                .await
-                .expect("create");
-            sqlx::query("INSERT INTO users (id, name) VALUES (1, 'alice')")
-                .execute(&pool)
-                .await
-                .expect("insert");
-            pool
-        });
+        let pool = rt.block_on(benches::sqlite_users_pool());
         let otel = InstrumentedPool::new(
             pool.clone(),
             SqlOptions::new().with_instrumentation(sdk.instrumentation()),

@@ -8,9 +8,8 @@
 use benches::http_apps::{runtime, Sdk};
 use benches::sdk032::Sdk032;
 use otel_sql::{InstrumentedPool, SqlOptions};
-use sqlx::sqlite::SqlitePoolOptions;
 
-const POINT: &str = "SELECT id, name FROM users WHERE id = ?";
+use benches::SQLITE_POINT_SELECT as POINT;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -19,22 +18,7 @@ fn main() {
     let sampled = args.next().as_deref() != Some("unsampled");
     let sdk = Sdk::new(sampled);
     let rt = runtime();
-    let pool = rt.block_on(async {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .expect("sqlite");
-        sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-            .execute(&pool)
-            .await
-            .expect("create");
-        sqlx::query("INSERT INTO users (id, name) VALUES (1, 'alice')")
-            .execute(&pool)
-            .await
-            .expect("insert");
-        pool
-    });
+    let pool = rt.block_on(benches::sqlite_users_pool());
     let mut names = 0usize;
     match variant.as_str() {
         "raw" => rt.block_on(async {
