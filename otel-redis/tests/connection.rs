@@ -740,3 +740,63 @@ async fn instrumented_connection_is_usable_as_a_generic_connection() {
     t.span("INCRBY").assert_status(&Status::Unset);
     cleanup(&mut bare, &p).await;
 }
+
+#[tokio::test]
+async fn span_built_while_the_command_is_in_flight_keeps_the_issue_time_and_parent() {
+    use redis::aio::ConnectionLike as _;
+
+    let t = TestTelemetry::new();
+    let client = client();
+    let bare = connect(&client).await;
+    let p = prefix("deferred");
+    let redis = RedisInstrumentation::new(t.instrumentation());
+    let mut conn = redis.connection(bare, client.get_connection_info());
+    let key = format!("{p}:k");
+    let cmd = redis::cmd("GET").arg(&key).clone();
+
+    // Completed command: the span starts when the command was issued (before the first poll),
+    // although it is built only after the request has been handed to the connection.
+    let parent = t
+        .instrumentation()
+        .tracer(Instrumentation::scope("test", "0"))
+        .start("parent");
+    let parent_cx = Context::new().with_span(parent);
+    let before = std::time::SystemTime::now();
+    let future = {
+        let _guard = parent_cx.clone().attach();
+        conn.req_packed_command(&cmd)
+    };
+    let issued = std::time::SystemTime::now();
+    // Polled outside the parent's context: the parent is the one current at issue.
+    let reply = future.await.expect("GET");
+    assert_eq!(reply, redis::Value::Nil);
+    parent_cx.span().end();
+    let span = t.span("GET");
+    assert!(
+        before <= span.start_time && span.start_time <= issued,
+        "start time is the moment the command was issued"
+    );
+    assert!(span.end_time >= span.start_time);
+    span.assert_child_of(&t.span("parent"));
+
+    // Dropped after its first poll, before the span was built: the span is still built and
+    // ended (status Unset), and no duration is recorded.
+    t.reset();
+    let mut future = conn.req_packed_command(&cmd);
+    let waker = std::task::Waker::noop();
+    let mut task = std::task::Context::from_waker(waker);
+    assert!(future.as_mut().poll(&mut task).is_pending());
+    drop(future);
+    t.span("GET").assert_status(&Status::Unset).assert_attrs(&with(
+        &client,
+        &[
+            kv("db.operation.name", "GET"),
+            kv("db.query.text", format!("GET {key}")),
+        ],
+    ));
+    let completed = t
+        .metrics()
+        .histogram_point(DURATION, &with(&client, &[kv("db.operation.name", "GET")]))
+        .map(|p| p.count);
+    assert_eq!(completed, Some(1), "only the completed GET has a duration point");
+}
