@@ -60,6 +60,29 @@ thread_local! {
     static RECENT: std::cell::RefCell<[Option<StringValue>; 4]> = const { std::cell::RefCell::new([None, None, None, None]) };
 }
 
+thread_local! {
+    /// The route and span name of this thread's last routed request. Consecutive requests on a
+    /// thread often hit the same route; a string comparison here is cheaper than the route
+    /// interner's hash and lock. Keyed by content (method and route), from which the default
+    /// span name follows, so an entry from any layer is a correct answer.
+    static RECENT_ROUTE: std::cell::RefCell<Option<(Box<str>, StringValue, &'static str)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn recent_route(method: &str, route: &str) -> Option<(StringValue, &'static str)> {
+    RECENT_ROUTE
+        .try_with(|r| match &*r.borrow() {
+            Some((m, value, name)) if &**m == method && value.as_str() == route => Some((value.clone(), *name)),
+            _ => None,
+        })
+        .ok()
+        .flatten()
+}
+
+fn remember_route(method: &str, value: &StringValue, name: &'static str) {
+    let _ = RECENT_ROUTE.try_with(|r| *r.borrow_mut() = Some((Box::from(method), value.clone(), name)));
+}
+
 fn recent(value: &str) -> Option<StringValue> {
     RECENT
         .try_with(|r| r.borrow().iter().flatten().find(|v| v.as_str() == value).cloned())
@@ -329,7 +352,14 @@ impl RequestState {
                     let name: &'static str = Box::leak(default_span_name(m, Some(route)).into_boxed_str());
                     (StringValue::from(Arc::<str>::from(route)), name)
                 };
-                match shared.routes.get_or_insert_with(&[m, route], make) {
+                let found = recent_route(m, route).or_else(|| {
+                    let found = shared.routes.get_or_insert_with(&[m, route], make);
+                    if let Some((value, name)) = &found {
+                        remember_route(m, value, name);
+                    }
+                    found
+                });
+                match found {
                     Some((value, name)) => (Some(value), Cow::Borrowed(name)),
                     None => (
                         Some(StringValue::from(route.to_owned())),
@@ -687,5 +717,24 @@ impl Drop for RequestState {
             }
         }
         span.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recent_route_answers_only_for_the_same_method_and_route() {
+        let value = StringValue::from(Arc::<str>::from("/users/{id}"));
+        remember_route("GET", &value, "GET /users/{id}");
+        let hit = recent_route("GET", "/users/{id}");
+        assert_eq!(
+            hit.map(|(v, n)| (v.to_string(), n)),
+            Some(("/users/{id}".to_owned(), "GET /users/{id}"))
+        );
+        assert!(recent_route("POST", "/users/{id}").is_none(), "another method");
+        assert!(recent_route("GET", "/users/{id}/orders").is_none(), "another route");
+        assert!(recent_route("GET", "/users/").is_none(), "a prefix of the route");
     }
 }
