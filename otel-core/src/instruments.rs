@@ -327,6 +327,141 @@ where
     }
 }
 
+/// The bound handle a thread used last for one [`BoundInstruments`], with its key. Kept in a
+/// [`LastBoundSlot`] and used through [`bound_handle_with_last`].
+pub struct LastBound<I: Bindable<T>, K, T> {
+    instruments: std::sync::Arc<BoundInstruments<I, K, T>>,
+    key: K,
+    bound: I::Bound,
+}
+
+/// A thread-local slot holding a thread's [`LastBound`]; declare one per key type:
+///
+/// ```
+/// use otel_core::instruments::LastBoundSlot;
+/// thread_local! {
+///     static LAST: LastBoundSlot<opentelemetry::metrics::Histogram<f64>, (u16, &'static str), f64> =
+///         const { std::cell::RefCell::new(None) };
+/// }
+/// ```
+pub type LastBoundSlot<I, K, T> = std::cell::RefCell<Option<LastBound<I, K, T>>>;
+
+/// The bound handle for `key` in `instruments`: the thread's last one when the key repeats (a key
+/// comparison instead of the cache's hash, shared lock and probe), else from the cache, binding
+/// `attributes()` the first time. `None` when binding is off or the cache is full: record
+/// unbound then (e.g. with [`BoundInstruments::record`]).
+///
+/// Consecutive operations on a thread mostly share their metric attributes (same route and
+/// status, same query summary). The slot holds its `BoundInstruments`, so the pointer comparison
+/// never matches a different instrument set.
+pub fn bound_handle_with_last<I, K, T>(
+    slot: &'static std::thread::LocalKey<LastBoundSlot<I, K, T>>,
+    instruments: &std::sync::Arc<BoundInstruments<I, K, T>>,
+    key: &K,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
+) -> Option<I::Bound>
+where
+    I: Bindable<T>,
+    K: std::hash::Hash + Eq + Clone + 'static,
+    T: 'static,
+{
+    let last = slot.try_with(|s| {
+        s.borrow()
+            .as_ref()
+            .filter(|l| std::sync::Arc::ptr_eq(&l.instruments, instruments) && l.key == *key)
+            .map(|l| l.bound.clone())
+    });
+    if let Ok(Some(bound)) = last {
+        return Some(bound);
+    }
+    let bound = instruments.handle(key, attributes)?;
+    let _ = slot.try_with(|s| {
+        *s.borrow_mut() = Some(LastBound {
+            instruments: std::sync::Arc::clone(instruments),
+            key: key.clone(),
+            bound: bound.clone(),
+        });
+    });
+    Some(bound)
+}
+
+/// Records `value` for `key` through [`bound_handle_with_last`], or unbound when no handle is
+/// available.
+pub fn record_with_last<I, K, T>(
+    slot: &'static std::thread::LocalKey<LastBoundSlot<I, K, T>>,
+    instruments: &std::sync::Arc<BoundInstruments<I, K, T>>,
+    key: &K,
+    value: T,
+    attributes: impl Fn() -> Vec<KeyValue>,
+) where
+    I: Bindable<T>,
+    K: std::hash::Hash + Eq + Clone + 'static,
+    T: 'static,
+{
+    match bound_handle_with_last(slot, instruments, key, &attributes) {
+        Some(bound) => I::record_bound(&bound, value),
+        None => instruments.instrument().record_unbound(value, &attributes()),
+    }
+}
+
+/// An instrument bound once to a fixed attribute set, for metrics whose attributes never vary
+/// per record (a connection pool's wait, use and create times, which carry only the pool name).
+///
+/// Recording is the bound handle's update: no per-record attribute processing, and no cache
+/// lookup or lock shared between threads as [`BoundInstruments`] needs for varying keys. With
+/// binding turned off ([`crate::Instrumentation::with_bound_instruments`]) it records with the
+/// attributes through the instrument.
+pub struct FixedBound<I, T>
+where
+    I: Bindable<T>,
+{
+    instrument: I,
+    bound: Option<I::Bound>,
+    attributes: Vec<KeyValue>,
+    _value: std::marker::PhantomData<fn(T)>,
+}
+
+impl<I: Bindable<T>, T> std::fmt::Debug for FixedBound<I, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixedBound")
+            .field("attributes", &self.attributes)
+            .field("bound", &self.bound.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<I: Bindable<T>, T> FixedBound<I, T> {
+    /// Binds `instrument` to `attributes` when `bind` is true (pass
+    /// `Instrumentation::bound_instrument_capacity() > 0`).
+    pub fn new(instrument: I, attributes: Vec<KeyValue>, bind: bool) -> Self {
+        let bound = bind.then(|| instrument.bind_attributes(&attributes));
+        Self {
+            instrument,
+            bound,
+            attributes,
+            _value: std::marker::PhantomData,
+        }
+    }
+
+    /// Records `value` with the fixed attributes.
+    pub fn record(&self, value: T) {
+        match &self.bound {
+            Some(b) => I::record_bound(b, value),
+            None => self.instrument.record_unbound(value, &self.attributes),
+        }
+    }
+
+    /// The wrapped instrument.
+    pub fn instrument(&self) -> &I {
+        &self.instrument
+    }
+
+    /// The fixed attributes.
+    pub fn attributes(&self) -> &[KeyValue] {
+        &self.attributes
+    }
+}
+
 /// The Fx hash (rustc's): a multiply-rotate hash, much cheaper than SipHash for the short keys
 /// of [`BoundInstruments`]. Not DoS-resistant, which is fine for a capacity-bounded cache whose
 /// keys are low-cardinality telemetry dimensions.
@@ -454,6 +589,32 @@ mod bound_tests {
         off.record(&"POST", 1, || vec![kv("method", "POST")]);
         assert!(off.is_empty());
         assert_eq!(t.metrics().sum_i64("b.active", &[kv("method", "POST")]), Some(1));
+    }
+
+    #[test]
+    fn fixed_bound_records_with_its_attributes_bound_or_not() {
+        let t = TestTelemetry::new();
+        let meter = t.instrumentation().meter(Instrumentation::scope("t", "0"));
+        let pool = vec![kv("db.client.connection.pool.name", "p")];
+        let bound = FixedBound::new(
+            duration_histogram(&meter, "f.wait", "F.", &DURATION_BUCKETS),
+            pool.clone(),
+            true,
+        );
+        let unbound = FixedBound::new(
+            duration_histogram(&meter, "f.use", "F.", &DURATION_BUCKETS),
+            pool.clone(),
+            false,
+        );
+        bound.record(0.25);
+        bound.record(0.5);
+        unbound.record(1.0);
+        assert_eq!(bound.attributes(), &pool[..]);
+        let m = t.metrics();
+        let w = m.assert_histogram_point("f.wait", &pool);
+        assert_eq!((w.count, w.sum), (2, 0.75));
+        let u = m.assert_histogram_point("f.use", &pool);
+        assert_eq!((u.count, u.sum), (1, 1.0));
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct RedisInstrumentation {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// The bound-duration key: (`Target::id`, `db.operation.name`).
+pub(crate) type DurationKey = (u64, Cow<'static, str>);
+
 pub(crate) struct Shared {
     pub(crate) tracer: otel_core::Tracer,
     // Pool instruments are created from it (feature `deadpool`).
@@ -63,9 +66,12 @@ pub(crate) struct Shared {
     pub(crate) meter: Meter,
     /// Keyed by (`Target::id`, `db.operation.name`): successful operations record through a
     /// bound handle, skipping the SDK's attribute hashing and sorting.
-    pub(crate) duration: BoundInstruments<Histogram<f64>, (u64, Cow<'static, str>), f64>,
+    pub(crate) duration: Arc<BoundInstruments<Histogram<f64>, DurationKey, f64>>,
     pub(crate) query_text: QueryText,
     pub(crate) filter: Option<CommandFilter>,
+    /// Bound instruments are on (pool metrics bind their fixed attributes once).
+    #[cfg_attr(not(feature = "deadpool"), allow(dead_code))]
+    pub(crate) bind: bool,
 }
 
 impl fmt::Debug for RedisInstrumentation {
@@ -114,7 +120,8 @@ impl RedisInstrumentationBuilder {
         let scope = Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
         let tracer = self.instrumentation.tracer(scope.clone());
         let meter = self.instrumentation.meter(scope);
-        let duration = BoundInstruments::new(
+        let bind = self.instrumentation.bound_instrument_capacity() > 0;
+        let duration = Arc::new(BoundInstruments::new(
             duration_histogram(
                 &meter,
                 DB_CLIENT_OPERATION_DURATION,
@@ -122,7 +129,7 @@ impl RedisInstrumentationBuilder {
                 &DB_DURATION_BUCKETS,
             ),
             self.instrumentation.bound_instrument_capacity(),
-        );
+        ));
         RedisInstrumentation {
             shared: Arc::new(Shared {
                 tracer,
@@ -130,6 +137,7 @@ impl RedisInstrumentationBuilder {
                 duration,
                 query_text: self.query_text,
                 filter: self.filter,
+                bind,
             }),
         }
     }

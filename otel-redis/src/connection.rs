@@ -14,12 +14,12 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute::{
     DB_OPERATION_BATCH_SIZE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_RESPONSE_STATUS_CODE, DB_STORED_PROCEDURE_NAME,
 };
-use otel_core::instruments::seconds;
+use otel_core::instruments::{record_with_last, seconds, LastBoundSlot};
 use otel_core::status::record_failure;
 use redis::aio::ConnectionLike;
 use redis::{Arg, Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
-use crate::config::{QueryText, RedisInstrumentation, Shared, Target};
+use crate::config::{DurationKey, QueryText, RedisInstrumentation, Shared, Target};
 use crate::error::{classify_error, first_server_error, Failure};
 use crate::sanitize::{self, ArgRef};
 
@@ -164,6 +164,14 @@ impl Shared {
     }
 }
 
+thread_local! {
+    /// The duration handle this thread used last: consecutive commands on a thread often repeat
+    /// their target and command, and a key comparison is cheaper than the bound cache's hash and
+    /// lock.
+    static LAST_DURATION: LastBoundSlot<opentelemetry::metrics::Histogram<f64>, DurationKey, f64> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// An operation in flight: its span and what its duration point needs.
 struct CallState<'a> {
     span: otel_core::Span,
@@ -220,9 +228,9 @@ impl<'a> CallState<'a> {
             None => {
                 let key = (self.target.id, self.operation);
                 let target = self.target;
-                self.shared
-                    .duration
-                    .record(&key, elapsed, || Self::metric_attributes(target, &key.1, 0));
+                record_with_last(&LAST_DURATION, &self.shared.duration, &key, elapsed, || {
+                    Self::metric_attributes(target, &key.1, 0)
+                });
             }
             // Failures are rare and carry per-error attributes: recorded unbound.
             Some(f) => {

@@ -15,7 +15,7 @@ use opentelemetry_semantic_conventions::metric::{
     DB_CLIENT_CONNECTION_PENDING_REQUESTS, DB_CLIENT_CONNECTION_TIMEOUTS, DB_CLIENT_CONNECTION_USE_TIME,
     DB_CLIENT_CONNECTION_WAIT_TIME,
 };
-use otel_core::instruments::{counter, duration_histogram, seconds, POOL_TIME_BUCKETS};
+use otel_core::instruments::{counter, duration_histogram, seconds, FixedBound, POOL_TIME_BUCKETS};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 
@@ -25,15 +25,14 @@ use crate::connection::InstrumentedConnection;
 /// A deadpool-redis `Manager` that also records `db.client.connection.create_time`.
 struct TimedManager {
     inner: deadpool_redis::Manager,
-    create_time: Histogram<f64>,
-    pool_attributes: [KeyValue; 1],
+    create_time: FixedBound<Histogram<f64>, f64>,
 }
 
 impl fmt::Debug for TimedManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimedManager")
             .field("inner", &self.inner)
-            .field("pool_attributes", &self.pool_attributes)
+            .field("pool_attributes", &self.create_time.attributes())
             .finish_non_exhaustive()
     }
 }
@@ -45,7 +44,7 @@ impl managed::Manager for TimedManager {
     async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
         let start = Instant::now();
         let conn = managed::Manager::create(&self.inner).await?;
-        self.create_time.record(seconds(start.elapsed()), &self.pool_attributes);
+        self.create_time.record(seconds(start.elapsed()));
         Ok(conn)
     }
 
@@ -62,10 +61,9 @@ struct PoolShared {
     redis: RedisInstrumentation,
     target: Arc<Target>,
     name: String,
-    pool_attributes: [KeyValue; 1],
-    wait_time: Histogram<f64>,
-    use_time: Histogram<f64>,
-    timeouts: Counter<u64>,
+    wait_time: FixedBound<Histogram<f64>, f64>,
+    use_time: FixedBound<Histogram<f64>, f64>,
+    timeouts: FixedBound<Counter<u64>, u64>,
 }
 
 /// A deadpool-redis pool that hands out instrumented connections and records the pool metrics of
@@ -157,16 +155,17 @@ impl InstrumentedPoolBuilder {
         let pool_attributes = [KeyValue::new(DB_CLIENT_CONNECTION_POOL_NAME, name.clone())];
 
         let meter = redis.meter();
-        let create_time = duration_histogram(
+        let bind = redis.shared.bind;
+        let fixed = |instrument| FixedBound::new(instrument, pool_attributes.to_vec(), bind);
+        let create_time = fixed(duration_histogram(
             meter,
             DB_CLIENT_CONNECTION_CREATE_TIME,
             "The time it took to create a new connection.",
             &POOL_TIME_BUCKETS,
-        );
+        ));
         let mut builder = managed::Pool::builder(TimedManager {
             inner: manager,
             create_time,
-            pool_attributes: pool_attributes.clone(),
         })
         .config(self.config.get_pool_config());
         if let Some(rt) = self.runtime {
@@ -179,24 +178,27 @@ impl InstrumentedPoolBuilder {
             redis: redis.clone(),
             target,
             name,
-            pool_attributes,
-            wait_time: duration_histogram(
+            wait_time: fixed(duration_histogram(
                 meter,
                 DB_CLIENT_CONNECTION_WAIT_TIME,
                 "The time it took to obtain an open connection from the pool.",
                 &POOL_TIME_BUCKETS,
-            ),
-            use_time: duration_histogram(
+            )),
+            use_time: fixed(duration_histogram(
                 meter,
                 DB_CLIENT_CONNECTION_USE_TIME,
                 "The time between borrowing a connection and returning it to the pool.",
                 &POOL_TIME_BUCKETS,
-            ),
-            timeouts: counter(
-                meter,
-                DB_CLIENT_CONNECTION_TIMEOUTS,
-                "{timeout}",
-                "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
+            )),
+            timeouts: FixedBound::new(
+                counter(
+                    meter,
+                    DB_CLIENT_CONNECTION_TIMEOUTS,
+                    "{timeout}",
+                    "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
+                ),
+                pool_attributes.to_vec(),
+                bind,
             ),
         });
         Ok(InstrumentedPool { pool, shared })
@@ -273,9 +275,7 @@ impl InstrumentedPool {
         match self.pool.get().await {
             Ok(object) => {
                 let shared = &self.shared;
-                shared
-                    .wait_time
-                    .record(seconds(start.elapsed()), &shared.pool_attributes);
+                shared.wait_time.record(seconds(start.elapsed()));
                 Ok(PooledConnection {
                     conn: InstrumentedConnection::new(PoolObject(object), shared.redis.clone(), shared.target.clone()),
                     borrowed: Instant::now(),
@@ -284,7 +284,7 @@ impl InstrumentedPool {
             }
             Err(e) => {
                 if matches!(e, PoolError::Timeout(_)) {
-                    self.shared.timeouts.add(1, &self.shared.pool_attributes);
+                    self.shared.timeouts.record(1);
                 }
                 Err(e)
             }
@@ -347,9 +347,7 @@ impl fmt::Debug for PooledConnection {
 
 impl Drop for PooledConnection {
     fn drop(&mut self) {
-        self.shared
-            .use_time
-            .record(seconds(self.borrowed.elapsed()), &self.shared.pool_attributes);
+        self.shared.use_time.record(seconds(self.borrowed.elapsed()));
     }
 }
 

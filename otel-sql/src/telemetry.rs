@@ -15,7 +15,7 @@ use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt, Tr
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
-use otel_core::instruments::{self, BoundInstruments, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
+use otel_core::instruments::{self, BoundInstruments, FixedBound, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
 use otel_core::intern::Interner;
 use otel_core::Instrumentation;
 use pin_project_lite::pin_project;
@@ -25,6 +25,13 @@ use crate::database::{classify_error, InstrumentedDatabase, ServerInfo};
 use crate::options::{QueryTextMode, SqlOptions};
 use crate::query_info::QueryInfo;
 use crate::sanitize::{self, floor_char_boundary, SanitizeOptions};
+
+thread_local! {
+    /// The duration handle this thread used last: consecutive queries on a thread often repeat
+    /// their summary, and a key comparison is cheaper than the bound cache's hash and lock.
+    static LAST_DURATION: instruments::LastBoundSlot<Histogram<f64>, DurationKey, f64> =
+        const { std::cell::RefCell::new(None) };
+}
 
 /// The cached analysis of one statement.
 pub(crate) struct QueryMeta {
@@ -98,11 +105,11 @@ pub(crate) struct Shared {
     pub(crate) capture_parameters: bool,
     cache: Cache<QueryMeta>,
     /// Bound per low-cardinality attribute combination: no per-record attribute hashing.
-    duration: BoundInstruments<Histogram<f64>, DurationKey, f64>,
+    duration: Arc<BoundInstruments<Histogram<f64>, DurationKey, f64>>,
     /// The pool metrics have one fixed attribute set: bound once.
-    wait_time: BoundInstruments<Histogram<f64>, (), f64>,
-    use_time: BoundInstruments<Histogram<f64>, (), f64>,
-    timeouts: BoundInstruments<Counter<u64>, (), u64>,
+    wait_time: FixedBound<Histogram<f64>, f64>,
+    use_time: FixedBound<Histogram<f64>, f64>,
+    timeouts: FixedBound<Counter<u64>, u64>,
     /// Span names (query summaries) interned as `&'static str`, bounded.
     names: Interner<&'static str>,
     pub(crate) pool_attrs: [KeyValue; 1],
@@ -142,6 +149,7 @@ impl Shared {
             },
             (None, None) => Cow::Borrowed(system),
         };
+        let bind = capacity > 0;
         let pool_name: Cow<'static, str> = match &options.pool_name {
             Some(n) => n.clone(),
             None => {
@@ -153,6 +161,7 @@ impl Shared {
                 }
             }
         };
+        let pool_attrs = [KeyValue::new(attr::DB_CLIENT_CONNECTION_POOL_NAME, pool_name)];
         Self {
             tracer,
             base_attrs,
@@ -164,7 +173,7 @@ impl Shared {
             returned_rows: options.returned_rows,
             capture_parameters: options.capture_parameters,
             cache: Cache::new(options.cache_capacity),
-            duration: BoundInstruments::new(
+            duration: Arc::new(BoundInstruments::new(
                 instruments::duration_histogram(
                     meter,
                     metric::DB_CLIENT_OPERATION_DURATION,
@@ -172,36 +181,39 @@ impl Shared {
                     &DB_DURATION_BUCKETS,
                 ),
                 capacity,
-            ),
-            wait_time: BoundInstruments::new(
+            )),
+            wait_time: FixedBound::new(
                 instruments::duration_histogram(
                     meter,
                     metric::DB_CLIENT_CONNECTION_WAIT_TIME,
                     "The time it took to obtain an open connection from the pool.",
                     &POOL_TIME_BUCKETS,
                 ),
-                capacity.min(1),
+                pool_attrs.to_vec(),
+                bind,
             ),
-            use_time: BoundInstruments::new(
+            use_time: FixedBound::new(
                 instruments::duration_histogram(
                     meter,
                     metric::DB_CLIENT_CONNECTION_USE_TIME,
                     "The time between borrowing a connection and returning it to the pool.",
                     &POOL_TIME_BUCKETS,
                 ),
-                capacity.min(1),
+                pool_attrs.to_vec(),
+                bind,
             ),
-            timeouts: BoundInstruments::new(
+            timeouts: FixedBound::new(
                 instruments::counter(
                     meter,
                     metric::DB_CLIENT_CONNECTION_TIMEOUTS,
                     "{timeout}",
                     "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
                 ),
-                capacity.min(1),
+                pool_attrs.to_vec(),
+                bind,
             ),
             names: Interner::new(NAME_CAPACITY),
-            pool_attrs: [KeyValue::new(attr::DB_CLIENT_CONNECTION_POOL_NAME, pool_name)],
+            pool_attrs,
             pending: AtomicI64::new(0),
             error_kind: classify_error::<DB>,
         }
@@ -228,16 +240,14 @@ impl Shared {
 
     /// Records the time spent waiting for a connection, and a timeout when it failed so.
     pub(crate) fn record_wait(&self, waited: std::time::Duration, timed_out: bool) {
-        let attrs = || self.pool_attrs.to_vec();
-        self.wait_time.record(&(), instruments::seconds(waited), attrs);
+        self.wait_time.record(instruments::seconds(waited));
         if timed_out {
-            self.timeouts.record(&(), 1, attrs);
+            self.timeouts.record(1);
         }
     }
 
     pub(crate) fn record_use(&self, used: std::time::Duration) {
-        self.use_time
-            .record(&(), instruments::seconds(used), || self.pool_attrs.to_vec());
+        self.use_time.record(instruments::seconds(used));
     }
 }
 
@@ -519,9 +529,13 @@ impl Op {
         span.end();
         let shared = &self.shared;
         let key = &active.metric_key;
-        shared.duration.record(key, instruments::seconds(elapsed), || {
-            key.attributes(&shared.base_attrs)
-        });
+        instruments::record_with_last(
+            &LAST_DURATION,
+            &shared.duration,
+            key,
+            instruments::seconds(elapsed),
+            || key.attributes(&shared.base_attrs),
+        );
     }
 
     /// Starts and immediately ends the operation (a rollback queued by a dropped

@@ -21,7 +21,7 @@ use opentelemetry_semantic_conventions::attribute::{
     HTTP_ROUTE, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT,
     URL_PATH, URL_QUERY, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
-use otel_core::instruments::{seconds, Bindable, BoundInstruments};
+use otel_core::instruments::{bound_handle_with_last, seconds, LastBoundSlot};
 use otel_core::intern::Interner;
 use otel_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
 
@@ -98,56 +98,13 @@ fn remember(value: &StringValue) {
     });
 }
 
-/// The bound handle a thread used last for an instrument set, with its key.
-struct LastBound<I: Bindable<T>, K, T> {
-    instruments: Arc<BoundInstruments<I, K, T>>,
-    key: K,
-    bound: I::Bound,
-}
-
-type LastSlot<I, K, T> = std::cell::RefCell<Option<LastBound<I, K, T>>>;
-
 thread_local! {
     /// Consecutive requests on a thread mostly share their metric attributes (same route, status
     /// and protocol): comparing the key with the previous one skips the bound-instrument cache's
     /// hash, lock and probe. The entry holds its `BoundInstruments`, so the pointer comparison
     /// cannot match a different, later layer.
-    static LAST_DURATION: LastSlot<opentelemetry::metrics::Histogram<f64>, MetricKey, f64> = const { std::cell::RefCell::new(None) };
-    static LAST_ACTIVE: LastSlot<opentelemetry::metrics::UpDownCounter<i64>, ActiveKey, i64> = const { std::cell::RefCell::new(None) };
-}
-
-/// The bound handle for `key` in `instruments`: the thread's last one when the key repeats, else
-/// from the cache (binding `attributes()` the first time). `None` when binding is off or the cache
-/// is full: record unbound then.
-fn bound_handle<I, K, T>(
-    slot: &'static std::thread::LocalKey<LastSlot<I, K, T>>,
-    instruments: &Arc<BoundInstruments<I, K, T>>,
-    key: &K,
-    attributes: impl FnOnce() -> Vec<KeyValue>,
-) -> Option<I::Bound>
-where
-    I: Bindable<T> + 'static,
-    K: std::hash::Hash + Eq + Clone + 'static,
-    T: 'static,
-{
-    let last = slot.try_with(|s| {
-        s.borrow()
-            .as_ref()
-            .filter(|l| Arc::ptr_eq(&l.instruments, instruments) && l.key == *key)
-            .map(|l| l.bound.clone())
-    });
-    if let Ok(Some(bound)) = last {
-        return Some(bound);
-    }
-    let bound = instruments.handle(key, attributes)?;
-    let _ = slot.try_with(|s| {
-        *s.borrow_mut() = Some(LastBound {
-            instruments: Arc::clone(instruments),
-            key: key.clone(),
-            bound: bound.clone(),
-        });
-    });
-    Some(bound)
+    static LAST_DURATION: LastBoundSlot<opentelemetry::metrics::Histogram<f64>, MetricKey, f64> = const { std::cell::RefCell::new(None) };
+    static LAST_ACTIVE: LastBoundSlot<opentelemetry::metrics::UpDownCounter<i64>, ActiveKey, i64> = const { std::cell::RefCell::new(None) };
 }
 
 /// An IP address as a shared string: formatted once (IPv4 without the general-purpose formatter)
@@ -455,7 +412,8 @@ impl RequestState {
                 None
             },
         );
-        let active_handle = bound_handle(&LAST_ACTIVE, &shared.active, &active_key, || active_key.attributes());
+        let active_handle =
+            bound_handle_with_last(&LAST_ACTIVE, &shared.active, &active_key, || active_key.attributes());
         match &active_handle {
             Some(h) => h.add(1),
             None => shared.active.instrument().add(1, &active_key.attributes()),
@@ -671,7 +629,7 @@ impl Drop for RequestState {
                 error: error.clone(),
                 version: self.protocol_version,
             };
-            match bound_handle(&LAST_DURATION, &shared.duration, &key, || key.attributes()) {
+            match bound_handle_with_last(&LAST_DURATION, &shared.duration, &key, || key.attributes()) {
                 Some(h) => h.record(seconds(elapsed)),
                 None => shared.duration.instrument().record(seconds(elapsed), &key.attributes()),
             }
