@@ -9,6 +9,13 @@ use crate::instruments::FxBuildHasher;
 
 type Bucket<V> = Vec<(Box<[Box<str>]>, V)>;
 
+/// `s` as a reference-counted attribute string: cloning it for every span, metric key and export
+/// is a reference-count increment, where an owned `String` value would be copied each time (and
+/// freed on the export thread). For values built once and attached to many operations.
+pub fn shared_str(s: &str) -> opentelemetry::StringValue {
+    opentelemetry::StringValue::from(std::sync::Arc::<str>::from(s))
+}
+
 /// Maps a short sequence of strings (e.g. method and route) to a value created once.
 ///
 /// Lookups hash the parts without allocating. At most `capacity` entries are kept: once full,

@@ -13,6 +13,7 @@ use opentelemetry_semantic_conventions::attribute::{
 };
 use opentelemetry_semantic_conventions::metric::DB_CLIENT_OPERATION_DURATION;
 use otel_core::instruments::{duration_histogram, BoundInstruments, DB_DURATION_BUCKETS};
+use otel_core::intern::shared_str;
 use otel_core::Instrumentation;
 use redis::{ConnectionAddr, ConnectionInfo};
 
@@ -211,11 +212,6 @@ fn target_id(address: &str, port: Option<u16>, namespace: &str) -> u64 {
         ids.insert(key, id);
     }
     id
-}
-
-/// A reference-counted string value: the per-operation attribute copies then cost no allocation.
-fn shared_str(s: &str) -> opentelemetry::Value {
-    opentelemetry::Value::from(Arc::<str>::from(s))
 }
 
 impl Target {

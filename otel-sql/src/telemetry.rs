@@ -16,7 +16,7 @@ use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
 use otel_core::instruments::{self, BoundInstruments, FixedBound, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
-use otel_core::intern::Interner;
+use otel_core::intern::{shared_str, Interner};
 use otel_core::Instrumentation;
 use pin_project_lite::pin_project;
 
@@ -75,13 +75,6 @@ impl DurationKey {
         }
         attrs
     }
-}
-
-/// A reference-counted string value: cloning it for each span, metric key and export is a
-/// reference-count increment, where an owned one would be copied (and freed on the export
-/// thread) every time.
-fn shared_str(s: &str) -> StringValue {
-    StringValue::from(Arc::<str>::from(s))
 }
 
 fn string_value(v: &Value) -> StringValue {
@@ -344,41 +337,7 @@ impl Op {
         }
         self
     }
-}
 
-/// Sets `db.query.parameter.<key>` on a recording span: the caller's [`QueryInfo`] values if it
-/// gave any, else those handed over by [`Parameters`](crate::Parameters); each cut at `max`
-/// bytes.
-fn record_parameters(
-    span: &mut otel_core::Span,
-    max: usize,
-    info: Option<&QueryInfo>,
-    handed_over: Option<Vec<StringValue>>,
-) {
-    let cut = |v: &str| -> StringValue {
-        let end = floor_char_boundary(v, max);
-        StringValue::from(v[..end].to_owned())
-    };
-    match info.filter(|i| !i.parameters.is_empty()) {
-        Some(info) => {
-            for (i, value) in info.parameters.iter().enumerate() {
-                span.set_attribute(KeyValue::new(crate::parameters::index_key(i), cut(value)));
-            }
-        }
-        None => {
-            for (i, value) in handed_over.into_iter().flatten().enumerate() {
-                let value = if value.as_str().len() > max {
-                    cut(value.as_str())
-                } else {
-                    value
-                };
-                span.set_attribute(KeyValue::new(crate::parameters::index_key(i), value));
-            }
-        }
-    }
-}
-
-impl Op {
     /// Captures the parent context and the clocks, once.
     fn issue(&mut self) {
         if self.issued.is_none() && self.active.is_none() && !self.done {
@@ -543,6 +502,30 @@ impl Op {
     pub(crate) fn instant(mut self) {
         self.issue();
         self.finish(Outcome::Ok(None));
+    }
+}
+
+/// Sets `db.query.parameter.<key>` on a recording span: the caller's [`QueryInfo`] values if it
+/// gave any, else those handed over by [`Parameters`](crate::Parameters); each cut at `max`
+/// bytes.
+fn record_parameters(
+    span: &mut otel_core::Span,
+    max: usize,
+    info: Option<&QueryInfo>,
+    handed_over: Option<Vec<StringValue>>,
+) {
+    let values: Vec<StringValue> = match info.filter(|i| !i.parameters.is_empty()) {
+        Some(info) => info.parameters.iter().map(|v| StringValue::from(v.clone())).collect(),
+        None => handed_over.unwrap_or_default(),
+    };
+    for (i, value) in values.into_iter().enumerate() {
+        let value = if value.as_str().len() > max {
+            let end = floor_char_boundary(value.as_str(), max);
+            StringValue::from(value.as_str()[..end].to_owned())
+        } else {
+            value
+        };
+        span.set_attribute(KeyValue::new(crate::parameters::index_key(i), value));
     }
 }
 

@@ -21,8 +21,8 @@ use opentelemetry_semantic_conventions::attribute::{
     HTTP_ROUTE, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT,
     URL_PATH, URL_QUERY, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
-use otel_core::instruments::{bound_handle_with_last, seconds, LastBoundSlot};
-use otel_core::intern::Interner;
+use otel_core::instruments::{bound_handle_with_last, record_with_last, seconds, LastBoundSlot};
+use otel_core::intern::{shared_str, Interner};
 use otel_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
 
 use super::{default_span_name, Shared, ERROR_TYPE_BODY_INCOMPLETE, ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
@@ -45,7 +45,7 @@ fn interned(interner: &Interner<StringValue>, value: &str) -> StringValue {
         if let Some(v) = recent(value) {
             return v;
         }
-        if let Some(v) = interner.get_or_insert_with(&[value], || StringValue::from(Arc::<str>::from(value))) {
+        if let Some(v) = interner.get_or_insert_with(&[value], || shared_str(value)) {
             remember(&v);
             return v;
         }
@@ -132,11 +132,11 @@ fn ip_string(ip: std::net::IpAddr) -> StringValue {
                 len += 1;
             }
             match std::str::from_utf8(&buf[..len]) {
-                Ok(text) => StringValue::from(Arc::<str>::from(text)),
+                Ok(text) => shared_str(text),
                 Err(_) => StringValue::from(v4.to_string()),
             }
         }
-        std::net::IpAddr::V6(v6) => StringValue::from(Arc::<str>::from(v6.to_string())),
+        std::net::IpAddr::V6(v6) => shared_str(&v6.to_string()),
     }
 }
 
@@ -307,7 +307,7 @@ impl RequestState {
                 let m = method.span_name();
                 let make = || {
                     let name: &'static str = Box::leak(default_span_name(m, Some(route)).into_boxed_str());
-                    (StringValue::from(Arc::<str>::from(route)), name)
+                    (shared_str(route), name)
                 };
                 let found = recent_route(m, route).or_else(|| {
                     let found = shared.routes.get_or_insert_with(&[m, route], make);
@@ -512,7 +512,7 @@ impl RequestState {
         let m = self.method.span_name();
         let make = || {
             let name: &'static str = Box::leak(default_span_name(m, Some(route)).into_boxed_str());
-            (StringValue::from(Arc::<str>::from(route)), name)
+            (shared_str(route), name)
         };
         self.response_route = Some(match self.shared.routes.get_or_insert_with(&[m, route], make) {
             Some((value, _)) => value,
@@ -629,10 +629,9 @@ impl Drop for RequestState {
                 error: error.clone(),
                 version: self.protocol_version,
             };
-            match bound_handle_with_last(&LAST_DURATION, &shared.duration, &key, || key.attributes()) {
-                Some(h) => h.record(seconds(elapsed)),
-                None => shared.duration.instrument().record(seconds(elapsed), &key.attributes()),
-            }
+            record_with_last(&LAST_DURATION, &shared.duration, &key, seconds(elapsed), || {
+                key.attributes()
+            });
             if shared.record_response_body_size {
                 shared
                     .response_body_size
@@ -684,7 +683,7 @@ mod tests {
 
     #[test]
     fn the_recent_route_answers_only_for_the_same_method_and_route() {
-        let value = StringValue::from(Arc::<str>::from("/users/{id}"));
+        let value = shared_str("/users/{id}");
         remember_route("GET", &value, "GET /users/{id}");
         let hit = recent_route("GET", "/users/{id}");
         assert_eq!(
