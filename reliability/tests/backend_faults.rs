@@ -875,7 +875,10 @@ async fn redis_connection_killed_during_load() {
             max_failures: CONCURRENCY,
             tolerance: CONCURRENCY - 1,
             allowed: &[],
-            racy: &[],
+            // Which I/O error a command on the killed socket gets depends on when its write
+            // lands relative to the server's RST (EPIPE after it, ECONNRESET on the read or a
+            // write racing it): the OS's timing, passed through unchanged by both clients.
+            racy: &["Io(BrokenPipe)", "Io(ConnectionReset)", "Io(UnexpectedEof)"],
         },
     );
     let spans = assert_one_span_per_op(what, &t, &inst_records, SpanKind::Client);
