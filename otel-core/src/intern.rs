@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 use crate::instruments::FxBuildHasher;
@@ -14,6 +15,28 @@ type Bucket<V> = Vec<(Box<[Box<str>]>, V)>;
 /// freed on the export thread). For values built once and attached to many operations.
 pub fn shared_str(s: &str) -> opentelemetry::StringValue {
     opentelemetry::StringValue::from(std::sync::Arc::<str>::from(s))
+}
+
+/// How many bytes [`leak_str`] may leak in the whole process (4 MiB).
+pub const LEAK_BUDGET_BYTES: usize = 4 << 20;
+
+static LEAKED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// `s` copied into memory kept for the rest of the process, or `None` once the process-wide
+/// budget ([`LEAK_BUDGET_BYTES`]) is spent.
+///
+/// For interned values that end up on every span: a `&'static str` attribute value is cloned and
+/// dropped without touching a reference count (an `Arc<str>` value costs an atomic increment on
+/// the request thread and a decrement on the export thread, per span). Call it only for a new
+/// entry of a bounded [`Interner`]: the budget bounds the total across all interners, including
+/// ones made and dropped repeatedly.
+pub fn leak_str(s: &str) -> Option<&'static str> {
+    let reserved = LEAKED_BYTES.fetch_add(s.len(), Ordering::Relaxed);
+    if reserved.saturating_add(s.len()) > LEAK_BUDGET_BYTES {
+        LEAKED_BYTES.fetch_sub(s.len(), Ordering::Relaxed);
+        return None;
+    }
+    Some(Box::leak(Box::from(s)))
 }
 
 /// Maps a short sequence of strings (e.g. method and route) to a value created once.
@@ -58,6 +81,12 @@ impl<V: Clone> Interner<V> {
     /// The value for `parts`, created with `make` the first time. `None` when `parts` is new and
     /// the interner is full.
     pub fn get_or_insert_with(&self, parts: &[&str], make: impl FnOnce() -> V) -> Option<V> {
+        self.get_or_try_insert_with(parts, || Some(make()))
+    }
+
+    /// [`Interner::get_or_insert_with`] with a `make` that may decline (e.g. [`leak_str`] over
+    /// its budget): then nothing is inserted and `None` is returned.
+    pub fn get_or_try_insert_with(&self, parts: &[&str], make: impl FnOnce() -> Option<V>) -> Option<V> {
         let hash = hash_parts(parts);
         {
             let map = self.buckets.read().unwrap_or_else(|p| p.into_inner());
@@ -77,7 +106,7 @@ impl<V: Clone> Interner<V> {
         if map.len() >= self.capacity {
             return None;
         }
-        let value = make();
+        let value = make()?;
         let key: Box<[Box<str>]> = parts.iter().map(|p| Box::from(*p)).collect();
         map.entry(hash).or_default().push((key, value.clone()));
         Some(value)
@@ -95,11 +124,12 @@ impl<V: Clone> Interner<V> {
 }
 
 /// Interns `parts` joined with spaces as a `&'static str` (for span names, which the OpenTelemetry
-/// API takes as `Cow<'static, str>`). Each distinct name is leaked once; `capacity` bounds the
-/// total. Returns an owned string when the interner is full.
+/// API takes as `Cow<'static, str>`). Each distinct name is leaked once ([`leak_str`]); the
+/// interner's capacity and the process-wide leak budget bound the total. Returns an owned string
+/// when either is spent.
 pub fn static_name(interner: &Interner<&'static str>, parts: &[&str]) -> std::borrow::Cow<'static, str> {
     let joined = || parts.join(" ");
-    match interner.get_or_insert_with(parts, || Box::leak(joined().into_boxed_str())) {
+    match interner.get_or_try_insert_with(parts, || leak_str(&joined())) {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(joined()),
     }
@@ -134,6 +164,28 @@ mod tests {
         let j: Interner<u8> = Interner::new(8);
         assert_eq!(j.get_or_insert_with(&["ab", "c"], || 1), Some(1));
         assert_eq!(j.get_or_insert_with(&["a", "bc"], || 2), Some(2));
+    }
+
+    #[test]
+    fn declined_values_are_not_inserted() {
+        let i: Interner<&'static str> = Interner::new(4);
+        assert_eq!(i.get_or_try_insert_with(&["a"], || None), None);
+        assert!(i.is_empty(), "a declined value takes no slot");
+        assert_eq!(i.get_or_try_insert_with(&["a"], || Some("x")), Some("x"));
+        assert_eq!(
+            i.get_or_try_insert_with(&["a"], || None),
+            Some("x"),
+            "existing keys still hit"
+        );
+    }
+
+    #[test]
+    fn leak_str_stops_at_the_budget() {
+        assert_eq!(leak_str("route"), Some("route"));
+        // More than the whole budget at once is declined and reserves nothing.
+        let huge = "x".repeat(LEAK_BUDGET_BYTES + 1);
+        assert_eq!(leak_str(&huge), None);
+        assert_eq!(leak_str("still fits"), Some("still fits"));
     }
 
     #[test]

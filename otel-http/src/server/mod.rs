@@ -42,7 +42,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use opentelemetry::metrics::{Histogram, UpDownCounter};
-use opentelemetry::StringValue;
 use opentelemetry_semantic_conventions::metric::{
     HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_BODY_SIZE, HTTP_SERVER_REQUEST_DURATION,
     HTTP_SERVER_RESPONSE_BODY_SIZE,
@@ -106,12 +105,12 @@ pub(crate) struct Shared {
     pub(crate) record_response_body_size: bool,
     pub(crate) record_request_body_size: bool,
     pub(crate) route_handle: bool,
-    /// Per (method, matched route): the shared route string and the `&'static` span name.
-    pub(crate) routes: Arc<Interner<(StringValue, &'static str)>>,
-    /// Span names `{method} {route}` interned as `&'static str` (bounded).
+    /// Span names `{method} {route}` interned as `&'static str` (bounded); the route value is
+    /// the name's suffix, so one entry serves both.
     pub(crate) names: Arc<Interner<&'static str>>,
-    /// Short, repeating request values (server host names, user agents) interned (bounded).
-    pub(crate) values: Arc<Interner<StringValue>>,
+    /// Short, repeating request values (server host names, user agents) interned as
+    /// `&'static str` (bounded).
+    pub(crate) values: Arc<Interner<&'static str>>,
 }
 
 /// How many distinct routes and span names are interned per layer.
@@ -214,7 +213,6 @@ impl HttpServerLayer {
                 record_response_body_size: false,
                 record_request_body_size: false,
                 route_handle: false,
-                routes: Arc::new(Interner::new(INTERN_CAPACITY)),
                 names: Arc::new(Interner::new(INTERN_CAPACITY)),
                 values: Arc::new(Interner::new(INTERN_CAPACITY)),
             }),

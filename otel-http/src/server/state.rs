@@ -22,7 +22,7 @@ use opentelemetry_semantic_conventions::attribute::{
     URL_PATH, URL_QUERY, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
 use otel_core::instruments::{bound_handle_with_last, record_with_last, seconds, LastBoundSlot};
-use otel_core::intern::{shared_str, Interner};
+use otel_core::intern::{leak_str, shared_str, Interner};
 use otel_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
 
 use super::{default_span_name, Shared, ERROR_TYPE_BODY_INCOMPLETE, ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
@@ -37,17 +37,18 @@ pub(crate) const REQUEST_BODY_UNCOUNTED: u64 = u64::MAX;
 /// Values longer than this are never interned, which bounds the interner's memory.
 const MAX_INTERNED_LEN: usize = 256;
 
-/// `value` as a shared string from `interner` (no allocation once seen), or freshly allocated
-/// when it is long or the interner is full. For repeating, peer-supplied values (host names, user
-/// agents): the capacity and length limits keep a peer from growing memory.
-fn interned(interner: &Interner<StringValue>, value: &str) -> StringValue {
+/// `value` as an interned string from `interner` (no allocation and no reference count once
+/// seen), or freshly allocated when it is long, the interner is full or the process's leak budget
+/// is spent. For repeating, peer-supplied values (host names, user agents): the capacity and
+/// length limits keep a peer from growing memory.
+fn interned(interner: &Interner<&'static str>, value: &str) -> StringValue {
     if value.len() <= MAX_INTERNED_LEN {
         if let Some(v) = recent(value) {
-            return v;
+            return StringValue::from(v);
         }
-        if let Some(v) = interner.get_or_insert_with(&[value], || shared_str(value)) {
-            remember(&v);
-            return v;
+        if let Some(v) = interner.get_or_try_insert_with(&[value], || leak_str(value)) {
+            remember(v);
+            return StringValue::from(v);
         }
     }
     StringValue::from(value.to_owned())
@@ -57,44 +58,55 @@ thread_local! {
     /// The last few interned values this thread handed out. A request usually repeats the host
     /// and user agent of the previous one, and comparing a few bytes here is cheaper than the
     /// interner's hash and lock. Keyed by content, so any interner's value is a correct answer.
-    static RECENT: std::cell::RefCell<[Option<StringValue>; 4]> = const { std::cell::RefCell::new([None, None, None, None]) };
+    static RECENT: std::cell::Cell<[Option<&'static str>; 4]> = const { std::cell::Cell::new([None; 4]) };
 }
 
 thread_local! {
-    /// The route and span name of this thread's last routed request. Consecutive requests on a
-    /// thread often hit the same route; a string comparison here is cheaper than the route
-    /// interner's hash and lock. Keyed by content (method and route), from which the default
-    /// span name follows, so an entry from any layer is a correct answer.
-    static RECENT_ROUTE: std::cell::RefCell<Option<(Box<str>, StringValue, &'static str)>> =
-        const { std::cell::RefCell::new(None) };
+    /// The span name `{method} {route}` of this thread's last routed request. Consecutive
+    /// requests on a thread often hit the same route; a string comparison here is cheaper than
+    /// the name interner's hash and lock. Keyed by content, so an entry from any layer is a
+    /// correct answer.
+    static RECENT_ROUTE: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }
 
-fn recent_route(method: &str, route: &str) -> Option<(StringValue, &'static str)> {
-    RECENT_ROUTE
-        .try_with(|r| match &*r.borrow() {
-            Some((m, value, name)) if &**m == method && value.as_str() == route => Some((value.clone(), *name)),
-            _ => None,
-        })
+/// `route` as the suffix of `name` when `name` is `{method} {route}`.
+fn route_of(name: &'static str, method: &str, route: &str) -> Option<&'static str> {
+    let rest = name.strip_prefix(method)?.strip_prefix(' ')?;
+    (rest == route).then_some(rest)
+}
+
+/// The interned span name `{method} {route}` and the route as its suffix: one leaked string
+/// gives both, so neither is allocated or reference-counted per request. `None` when the name
+/// interner is full (or the leak budget spent).
+fn route_and_name(shared: &Shared, method: &str, route: &str) -> Option<(&'static str, &'static str)> {
+    let cached = RECENT_ROUTE
+        .try_with(std::cell::Cell::get)
         .ok()
         .flatten()
+        .and_then(|name| Some((route_of(name, method, route)?, name)));
+    if cached.is_some() {
+        return cached;
+    }
+    let name = shared
+        .names
+        .get_or_try_insert_with(&[method, route], || leak_str(&default_span_name(method, Some(route))))?;
+    let _ = RECENT_ROUTE.try_with(|r| r.set(Some(name)));
+    Some((route_of(name, method, route)?, name))
 }
 
-fn remember_route(method: &str, value: &StringValue, name: &'static str) {
-    let _ = RECENT_ROUTE.try_with(|r| *r.borrow_mut() = Some((Box::from(method), value.clone(), name)));
-}
-
-fn recent(value: &str) -> Option<StringValue> {
+fn recent(value: &str) -> Option<&'static str> {
     RECENT
-        .try_with(|r| r.borrow().iter().flatten().find(|v| v.as_str() == value).cloned())
+        .try_with(|r| r.get().into_iter().flatten().find(|v| *v == value))
         .ok()
         .flatten()
 }
 
-fn remember(value: &StringValue) {
+fn remember(value: &'static str) {
     let _ = RECENT.try_with(|r| {
-        let mut r = r.borrow_mut();
-        r.rotate_right(1);
-        r[0] = Some(value.clone());
+        let mut values = r.get();
+        values.rotate_right(1);
+        values[0] = Some(value);
+        r.set(values);
     });
 }
 
@@ -304,23 +316,11 @@ impl RequestState {
             // The common case (axum): one interner lookup gives the shared route string and the
             // span name, so neither is allocated per request.
             Some(StartRoute::Matched(route)) if shared.span_name.is_none() => {
-                let m = method.span_name();
-                let make = || {
-                    let name: &'static str = Box::leak(default_span_name(m, Some(route)).into_boxed_str());
-                    (shared_str(route), name)
-                };
-                let found = recent_route(m, route).or_else(|| {
-                    let found = shared.routes.get_or_insert_with(&[m, route], make);
-                    if let Some((value, name)) = &found {
-                        remember_route(m, value, name);
-                    }
-                    found
-                });
-                match found {
-                    Some((value, name)) => (Some(value), Cow::Borrowed(name)),
+                match route_and_name(shared, method.span_name(), route) {
+                    Some((value, name)) => (Some(StringValue::from(value)), Cow::Borrowed(name)),
                     None => (
                         Some(StringValue::from(route.to_owned())),
-                        Cow::Owned(default_span_name(m, Some(route))),
+                        Cow::Owned(default_span_name(method.span_name(), Some(route))),
                     ),
                 }
             }
@@ -509,13 +509,8 @@ impl RequestState {
     /// route) like the start route, so neither the value nor the span name is allocated.
     #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
     pub(crate) fn set_matched_route(&mut self, route: &str) {
-        let m = self.method.span_name();
-        let make = || {
-            let name: &'static str = Box::leak(default_span_name(m, Some(route)).into_boxed_str());
-            (shared_str(route), name)
-        };
-        self.response_route = Some(match self.shared.routes.get_or_insert_with(&[m, route], make) {
-            Some((value, _)) => value,
+        self.response_route = Some(match route_and_name(&self.shared, self.method.span_name(), route) {
+            Some((value, _)) => StringValue::from(value),
             None => StringValue::from(route.to_owned()),
         });
     }
@@ -682,16 +677,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_recent_route_answers_only_for_the_same_method_and_route() {
-        let value = shared_str("/users/{id}");
-        remember_route("GET", &value, "GET /users/{id}");
-        let hit = recent_route("GET", "/users/{id}");
-        assert_eq!(
-            hit.map(|(v, n)| (v.to_string(), n)),
-            Some(("/users/{id}".to_owned(), "GET /users/{id}"))
-        );
-        assert!(recent_route("POST", "/users/{id}").is_none(), "another method");
-        assert!(recent_route("GET", "/users/{id}/orders").is_none(), "another route");
-        assert!(recent_route("GET", "/users/").is_none(), "a prefix of the route");
+    fn the_route_is_the_name_suffix_only_for_the_same_method_and_route() {
+        let name = "GET /users/{id}";
+        assert_eq!(route_of(name, "GET", "/users/{id}"), Some("/users/{id}"));
+        assert_eq!(route_of(name, "POST", "/users/{id}"), None, "another method");
+        assert_eq!(route_of(name, "GE", "T /users/{id}"), None, "split elsewhere");
+        assert_eq!(route_of(name, "GET", "/users/{id}/orders"), None, "another route");
+        assert_eq!(route_of(name, "GET", "/users/"), None, "a prefix of the route");
     }
 }
