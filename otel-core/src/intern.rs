@@ -17,6 +17,31 @@ pub fn shared_str(s: &str) -> opentelemetry::StringValue {
     opentelemetry::StringValue::from(std::sync::Arc::<str>::from(s))
 }
 
+/// Values longer than this are never interned by [`static_str`].
+const STATIC_STR_MAX_LEN: usize = 256;
+
+/// How many distinct values [`static_str`] interns in the whole process.
+const STATIC_STR_CAPACITY: usize = 4096;
+
+/// `s` as an attribute string that costs nothing to clone or drop: interned process-wide as a
+/// `&'static str` (one leaked copy per distinct value), or [`shared_str`] when `s` is longer than
+/// 256 bytes, 4 096 distinct values are already interned or the leak budget is spent.
+///
+/// For configuration-like values attached to every operation of a connection or client (server
+/// address, database namespace, peer address): connections come and go, their few distinct
+/// values do not, and a static value spares each span an atomic reference-count increment on the
+/// calling thread and a decrement on the export thread.
+pub fn static_str(s: &str) -> opentelemetry::StringValue {
+    static TABLE: std::sync::OnceLock<Interner<&'static str>> = std::sync::OnceLock::new();
+    if s.len() <= STATIC_STR_MAX_LEN {
+        let table = TABLE.get_or_init(|| Interner::new(STATIC_STR_CAPACITY));
+        if let Some(v) = table.get_or_try_insert_with(&[s], || leak_str(s)) {
+            return opentelemetry::StringValue::from(v);
+        }
+    }
+    shared_str(s)
+}
+
 /// How many bytes [`leak_str`] may leak in the whole process (4 MiB).
 pub const LEAK_BUDGET_BYTES: usize = 4 << 20;
 
@@ -177,6 +202,20 @@ mod tests {
             Some("x"),
             "existing keys still hit"
         );
+    }
+
+    #[test]
+    fn static_str_interns_short_values_once() {
+        let a = static_str("db.example.internal");
+        let b = static_str("db.example.internal");
+        assert_eq!(a.as_str(), "db.example.internal");
+        assert_eq!(
+            a.as_str().as_ptr(),
+            b.as_str().as_ptr(),
+            "the same leaked copy for the same value"
+        );
+        let long = "h".repeat(STATIC_STR_MAX_LEN + 1);
+        assert_eq!(static_str(&long).as_str(), long, "long values are still returned whole");
     }
 
     #[test]

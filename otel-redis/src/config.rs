@@ -13,7 +13,7 @@ use opentelemetry_semantic_conventions::attribute::{
 };
 use opentelemetry_semantic_conventions::metric::DB_CLIENT_OPERATION_DURATION;
 use otel_core::instruments::{duration_histogram, BoundInstruments, DB_DURATION_BUCKETS};
-use otel_core::intern::shared_str;
+use otel_core::intern::static_str;
 use otel_core::Instrumentation;
 use redis::{ConnectionAddr, ConnectionInfo};
 
@@ -227,15 +227,15 @@ impl Target {
         };
         let mut attributes = vec![
             KeyValue::new(DB_SYSTEM_NAME, "redis"),
-            KeyValue::new(DB_NAMESPACE, shared_str(&namespace)),
+            KeyValue::new(DB_NAMESPACE, static_str(&namespace)),
         ];
         if !address.is_empty() {
-            attributes.push(KeyValue::new(SERVER_ADDRESS, shared_str(&address)));
+            attributes.push(KeyValue::new(SERVER_ADDRESS, static_str(&address)));
             if let Some(p) = port.filter(|p| *p != DEFAULT_PORT) {
                 attributes.push(KeyValue::new(SERVER_PORT, i64::from(p)));
             }
             if let (Ok(ip), Some(p)) = (address.parse::<std::net::IpAddr>(), port) {
-                attributes.push(KeyValue::new(NETWORK_PEER_ADDRESS, shared_str(&ip.to_string())));
+                attributes.push(KeyValue::new(NETWORK_PEER_ADDRESS, static_str(&ip.to_string())));
                 attributes.push(KeyValue::new(NETWORK_PEER_PORT, i64::from(p)));
             }
         }

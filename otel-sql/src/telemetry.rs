@@ -16,7 +16,7 @@ use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
 use otel_core::instruments::{self, BoundInstruments, FixedBound, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
-use otel_core::intern::{shared_str, Interner};
+use otel_core::intern::{shared_str, static_str, Interner};
 use otel_core::Instrumentation;
 use pin_project_lite::pin_project;
 
@@ -126,10 +126,10 @@ impl Shared {
         let capacity = options.instrumentation.bound_instrument_capacity();
         let mut base_attrs = vec![KeyValue::new(attr::DB_SYSTEM_NAME, system)];
         if let Some(ns) = &server.namespace {
-            base_attrs.push(KeyValue::new(attr::DB_NAMESPACE, shared_str(ns)));
+            base_attrs.push(KeyValue::new(attr::DB_NAMESPACE, static_str(ns)));
         }
         if let Some(address) = &server.address {
-            base_attrs.push(KeyValue::new(attr::SERVER_ADDRESS, shared_str(address)));
+            base_attrs.push(KeyValue::new(attr::SERVER_ADDRESS, static_str(address)));
             if let Some(port) = server.port {
                 base_attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
             }
