@@ -247,6 +247,29 @@ impl<S> std::fmt::Debug for HttpServerMiddlewareService<S> {
     }
 }
 
+thread_local! {
+    /// An emptied header map kept between requests on this worker thread: converting a request
+    /// head refills it instead of allocating a map per request.
+    static SPARE_HEADERS: std::cell::Cell<Option<http::HeaderMap>> = const { std::cell::Cell::new(None) };
+}
+
+fn spare_headers() -> http::HeaderMap {
+    SPARE_HEADERS
+        .try_with(std::cell::Cell::take)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Keeps `headers`' storage for the thread's next request; a map grown by an unusually large
+/// head is dropped instead, so what a thread keeps stays small.
+fn recycle_headers(mut headers: http::HeaderMap) {
+    if headers.capacity() <= 64 {
+        headers.clear();
+        let _ = SPARE_HEADERS.try_with(|s| s.set(Some(headers)));
+    }
+}
+
 /// The request head as the shared `http` 1 description (actix-web 4 uses `http` 0.2), with only
 /// the headers the shared code reads. `None` only if a method or URI that actix accepted does
 /// not convert, which leaves the request uninstrumented rather than failing it.
@@ -264,7 +287,7 @@ fn request_parts(req: &ServiceRequest, selection: &HeaderSelection) -> Option<ht
         actix_web::http::Version::HTTP_3 => http::Version::HTTP_3,
         _ => http::Version::HTTP_11,
     };
-    let mut headers = http::HeaderMap::new();
+    let mut headers = spare_headers();
     for (name, value) in req.headers() {
         // Both sides validate with the same rules; anything that does not convert is skipped.
         if let Some(name) = selection.select(name) {
@@ -299,6 +322,7 @@ where
         };
         if let Some(filter) = &self.shared.filter {
             if !filter.matches(&parts) {
+                recycle_headers(parts.headers);
                 return ResponseFuture::passthrough(self.service.call(req));
             }
         }
@@ -308,6 +332,7 @@ where
             parts.extensions.insert(route);
         }
         let state = RequestState::start_with_peer(&self.shared, &mut parts, req.peer_addr());
+        recycle_headers(std::mem::take(&mut parts.headers));
         if let Some(handle) = parts.extensions.remove::<RouteHandle>() {
             req.extensions_mut().insert(handle);
         }

@@ -119,9 +119,33 @@ thread_local! {
     static LAST_ACTIVE: LastBoundSlot<opentelemetry::metrics::UpDownCounter<i64>, ActiveKey, i64> = const { std::cell::RefCell::new(None) };
 }
 
-/// An IP address as a shared string: formatted once (IPv4 without the general-purpose formatter)
-/// and shared by `client.address` and `network.peer.address`.
+thread_local! {
+    /// The peer IP of this thread's last request and its text: requests on a connection, and
+    /// often across connections (a proxy, a load balancer), repeat the peer.
+    static LAST_PEER_IP: std::cell::RefCell<Option<(std::net::IpAddr, StringValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// An IP address as a shared string, shared by `client.address` and `network.peer.address`: the
+/// thread's last one when the peer repeats, else formatted once.
 fn ip_string(ip: std::net::IpAddr) -> StringValue {
+    let last = LAST_PEER_IP
+        .try_with(|l| match &*l.borrow() {
+            Some((last, text)) if *last == ip => Some(text.clone()),
+            _ => None,
+        })
+        .ok()
+        .flatten();
+    if let Some(text) = last {
+        return text;
+    }
+    let text = format_ip(ip);
+    let _ = LAST_PEER_IP.try_with(|l| *l.borrow_mut() = Some((ip, text.clone())));
+    text
+}
+
+/// An IP address as a shared string (IPv4 without the general-purpose formatter).
+fn format_ip(ip: std::net::IpAddr) -> StringValue {
     match ip {
         std::net::IpAddr::V4(v4) => {
             // "255.255.255.255" is 15 bytes.
@@ -675,6 +699,20 @@ impl Drop for RequestState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_ips_are_formatted_and_reused_only_for_the_same_ip() {
+        let a: std::net::IpAddr = "10.1.200.7".parse().unwrap();
+        let b: std::net::IpAddr = "::1".parse().unwrap();
+        assert_eq!(ip_string(a).as_str(), "10.1.200.7");
+        assert_eq!(ip_string(a).as_str(), "10.1.200.7", "the cached text");
+        assert_eq!(ip_string(b).as_str(), "::1");
+        assert_eq!(ip_string("0.0.0.0".parse().unwrap()).as_str(), "0.0.0.0");
+        assert_eq!(
+            ip_string("255.255.255.255".parse().unwrap()).as_str(),
+            "255.255.255.255"
+        );
+    }
 
     #[test]
     fn the_route_is_the_name_suffix_only_for_the_same_method_and_route() {
