@@ -207,6 +207,49 @@ pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
     Some((host, port.and_then(parse_port)))
 }
 
+/// [`split_host_port`] of an authority-like value after dropping any userinfo (`user@`, which
+/// never belongs in `server.address`). The common form, a host name or IPv4 address with an
+/// optional port, is split in one pass over the bytes; anything else (brackets, surrounding
+/// whitespace) takes the general path.
+fn split_authority(source: &str) -> Option<(&str, Option<u16>)> {
+    let bytes = source.as_bytes();
+    let mut start = 0;
+    let mut colon = None;
+    let mut colons = 0usize;
+    let mut simple = true;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'@' => {
+                start = i + 1;
+                colon = None;
+                colons = 0;
+                simple = true;
+            }
+            b':' => {
+                colon = Some(i);
+                colons += 1;
+            }
+            b'[' => simple = false,
+            _ => {}
+        }
+    }
+    let s = &source[start..];
+    let edges_trimmed = s.as_bytes().first().is_some_and(|b| !b.is_ascii_whitespace())
+        && s.as_bytes().last().is_some_and(|b| !b.is_ascii_whitespace());
+    if !(simple && edges_trimmed) {
+        return split_host_port(s);
+    }
+    let (host, port) = match colon {
+        Some(i) if colons == 1 => (&source[start..i], Some(&source[i + 1..])),
+        // More than one colon and no brackets: a bare IPv6 address.
+        _ => (s, None),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some((host, port.and_then(parse_port)))
+}
+
 /// A decimal port (`u16`), without `str::parse`'s sign and radix handling.
 fn parse_port(p: &str) -> Option<u16> {
     if p.is_empty() || p.len() > 5 {
@@ -315,9 +358,7 @@ impl<'a> ServerHeaders<'a> {
             .or_else(|| self.x_forwarded_host.and_then(|v| v.split(',').next()))
             .or_else(|| uri.authority().map(|a| a.as_str()))
             .or(self.host)?;
-        // Userinfo never belongs in server.address.
-        let source = rfind_byte(source, b'@').map_or(source, |i| &source[i + 1..]);
-        let (host, port) = split_host_port(source)?;
+        let (host, port) = split_authority(source)?;
         Some((host, port.or_else(|| default_port(scheme))))
     }
 
@@ -709,5 +750,53 @@ mod tests {
                 Value::Array(Array::String(vec!["a".into(), "b".into()]))
             )]
         );
+    }
+
+    #[test]
+    fn split_authority_agrees_with_the_general_path() {
+        fn reference(s: &str) -> Option<(&str, Option<u16>)> {
+            let s = rfind_byte(s, b'@').map_or(s, |i| &s[i + 1..]);
+            split_host_port(s)
+        }
+        for s in [
+            "api.example.com",
+            "api.example.com:8080",
+            "api.example.com:",
+            "api.example.com:99999",
+            "api.example.com:80x",
+            "user:pass@api.example.com:8443",
+            "user@host",
+            "a@b@c:1",
+            "@host:2",
+            "host@",
+            "10.0.0.1:443",
+            "::1",
+            "fe80::1:8080",
+            "[::1]:8080",
+            "user@[::1]",
+            "[::1",
+            " spaced.example:81 ",
+            "user@ spaced.example",
+            ":80",
+            "",
+            "@",
+            "h:1:2",
+            "ü.example:1",
+        ] {
+            assert_eq!(split_authority(s), reference(s), "{s:?}");
+        }
+        // Every string of up to five characters from the bytes that steer the split.
+        let alphabet = ['a', '1', '.', ':', '@', '[', ']', ' '];
+        let mut s = String::new();
+        for len in 1..=5u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                s.clear();
+                for _ in 0..len {
+                    s.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                assert_eq!(split_authority(&s), reference(&s), "{s:?}");
+            }
+        }
     }
 }
