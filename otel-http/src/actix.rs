@@ -418,12 +418,8 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    fn instrumented(inner: F, state: Box<RequestState>, fallback: Option<RouteFallback>) -> Self {
-        Self {
-            inner,
-            state: Some(state),
-            fallback,
-        }
+    fn instrumented(inner: F, state: Option<Box<RequestState>>, fallback: Option<RouteFallback>) -> Self {
+        Self { inner, state, fallback }
     }
 
     fn passthrough(inner: F) -> Self {

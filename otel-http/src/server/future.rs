@@ -32,11 +32,8 @@ pin_project! {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn instrumented(inner: F, state: Box<RequestState>) -> Self {
-        Self {
-            inner,
-            state: Some(state),
-        }
+    pub(crate) fn instrumented(inner: F, state: Option<Box<RequestState>>) -> Self {
+        Self { inner, state }
     }
 
     pub(crate) fn passthrough(inner: F) -> Self {

@@ -4,7 +4,6 @@
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -584,39 +583,57 @@ pub(crate) fn poll_in_context_or<F: Future>(
     cx: &mut TaskContext<'_>,
     on_panic: impl FnOnce(&mut RequestState),
 ) -> Poll<F::Output> {
+    /// Ends the request as panicked if dropped while armed, i.e. while unwinding out of the
+    /// inner poll. The panic itself is never caught: it continues unchanged.
+    struct PanicGuard<'s, P: FnOnce(&mut RequestState)> {
+        state: &'s mut Option<Box<RequestState>>,
+        on_panic: Option<P>,
+    }
+    impl<P: FnOnce(&mut RequestState)> Drop for PanicGuard<'_, P> {
+        fn drop(&mut self) {
+            // Disarmed (`on_panic` taken) once the poll returned: the state stays.
+            if let Some(on_panic) = self.on_panic.take() {
+                if let Some(mut s) = self.state.take() {
+                    on_panic(&mut s);
+                    s.panicked();
+                }
+            }
+        }
+    }
+
     let Some(s) = state.as_ref() else {
         return inner.poll(cx);
     };
-    let polled = {
-        let _guard = s.cx.clone().attach();
-        panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx)))
+    // Detached after the guard has run (locals drop in reverse order).
+    let _attached = s.cx.clone().attach();
+    let mut guard = PanicGuard {
+        state,
+        on_panic: Some(on_panic),
     };
-    match polled {
-        Ok(poll) => poll,
-        Err(payload) => {
-            if let Some(mut s) = state.take() {
-                on_panic(&mut s);
-                s.panicked();
-            }
-            panic::resume_unwind(payload)
-        }
-    }
+    let poll = inner.poll(cx);
+    guard.on_panic = None;
+    poll
 }
 
 /// Calls `f` (the inner service's `call`) with the request's context attached. A panic ends the
-/// request with `error.type = panic` and is resumed unchanged.
-pub(crate) fn call_in_context<T>(state: Box<RequestState>, f: impl FnOnce() -> T) -> (T, Box<RequestState>) {
-    let called = {
-        let _guard = state.cx.clone().attach();
-        panic::catch_unwind(AssertUnwindSafe(f))
-    };
-    match called {
-        Ok(out) => (out, state),
-        Err(payload) => {
-            state.panicked();
-            panic::resume_unwind(payload)
+/// request with `error.type = panic` and continues unchanged (it is not caught).
+/// The state comes back as `Some` whenever `f` returns.
+pub(crate) fn call_in_context<T>(state: Box<RequestState>, f: impl FnOnce() -> T) -> (T, Option<Box<RequestState>>) {
+    /// Holds the state while `f` runs; dropped still holding it only when `f` unwinds.
+    struct PanicGuard(Option<Box<RequestState>>);
+    impl Drop for PanicGuard {
+        fn drop(&mut self) {
+            if let Some(s) = self.0.take() {
+                s.panicked();
+            }
         }
     }
+
+    let attached = state.cx.clone().attach();
+    let mut guard = PanicGuard(Some(state));
+    let out = f();
+    drop(attached);
+    (out, guard.0.take())
 }
 
 impl Drop for RequestState {
