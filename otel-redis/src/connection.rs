@@ -200,7 +200,7 @@ impl<'a> CallState<'a> {
         }
         let builder = SpanBuilder::from_name(span_name)
             .with_kind(SpanKind::Client)
-            .with_start_time(issued.start_time)
+            .with_start_time(issued.start_time())
             .with_attributes(span_attributes);
         let span = issued.shared.tracer.build_with_context(builder, &issued.parent);
         Self {
@@ -284,7 +284,6 @@ struct Issued<'a> {
     target: &'a Target,
     parent: Context,
     start: Instant,
-    start_time: SystemTime,
 }
 
 impl<'a> Issued<'a> {
@@ -295,8 +294,15 @@ impl<'a> Issued<'a> {
             target,
             parent: Context::current(),
             start: Instant::now(),
-            start_time: SystemTime::now(),
         }
+    }
+
+    /// The wall-clock time the operation was issued, derived from the monotonic start: reading
+    /// the wall clock here, off the path before the request is sent, saves the caller a clock
+    /// read.
+    fn start_time(&self) -> SystemTime {
+        let now = SystemTime::now();
+        now.checked_sub(self.start.elapsed()).unwrap_or(now)
     }
 
     /// Builds the span: operation name, attributes and, for a recording span, the masked
