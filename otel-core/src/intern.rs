@@ -17,15 +17,26 @@ pub fn shared_str(s: &str) -> opentelemetry::StringValue {
     opentelemetry::StringValue::from(std::sync::Arc::<str>::from(s))
 }
 
-/// Values longer than this are never interned by [`static_str`].
-const STATIC_STR_MAX_LEN: usize = 256;
+/// Values longer than this are never interned by [`interned_static`] and [`static_str`].
+pub const STATIC_STR_MAX_LEN: usize = 256;
 
 /// How many distinct values [`static_str`] interns in the whole process.
 const STATIC_STR_CAPACITY: usize = 4096;
 
+/// `s` interned in `interner` as a leaked `&'static str` (one copy per distinct value, made with
+/// [`leak_str`]); `None` when `s` is longer than [`STATIC_STR_MAX_LEN`], the interner is full or
+/// the leak budget is spent. The length limit, the interner's capacity and the budget keep
+/// repeating but peer-supplied values (host names, user agents) from growing memory.
+pub fn interned_static(interner: &Interner<&'static str>, s: &str) -> Option<&'static str> {
+    if s.len() > STATIC_STR_MAX_LEN {
+        return None;
+    }
+    interner.get_or_try_insert_with(&[s], || leak_str(s))
+}
+
 /// `s` as an attribute string that costs nothing to clone or drop: interned process-wide as a
-/// `&'static str` (one leaked copy per distinct value), or [`shared_str`] when `s` is longer than
-/// 256 bytes, 4 096 distinct values are already interned or the leak budget is spent.
+/// `&'static str` ([`interned_static`] on one table of 4 096 entries), or [`shared_str`] when it
+/// cannot be.
 ///
 /// For configuration-like values attached to every operation of a connection or client (server
 /// address, database namespace, peer address): connections come and go, their few distinct
@@ -33,13 +44,11 @@ const STATIC_STR_CAPACITY: usize = 4096;
 /// calling thread and a decrement on the export thread.
 pub fn static_str(s: &str) -> opentelemetry::StringValue {
     static TABLE: std::sync::OnceLock<Interner<&'static str>> = std::sync::OnceLock::new();
-    if s.len() <= STATIC_STR_MAX_LEN {
-        let table = TABLE.get_or_init(|| Interner::new(STATIC_STR_CAPACITY));
-        if let Some(v) = table.get_or_try_insert_with(&[s], || leak_str(s)) {
-            return opentelemetry::StringValue::from(v);
-        }
+    let table = TABLE.get_or_init(|| Interner::new(STATIC_STR_CAPACITY));
+    match interned_static(table, s) {
+        Some(v) => opentelemetry::StringValue::from(v),
+        None => shared_str(s),
     }
-    shared_str(s)
 }
 
 /// How many bytes [`leak_str`] may leak in the whole process (4 MiB).

@@ -21,7 +21,7 @@ use opentelemetry_semantic_conventions::attribute::{
     URL_PATH, URL_QUERY, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
 use otel_core::instruments::{bound_handle_with_last, record_with_last, seconds, LastBoundSlot};
-use otel_core::intern::{leak_str, shared_str, Interner};
+use otel_core::intern::{interned_static, leak_str, shared_str, Interner};
 use otel_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
 
 use super::{default_span_name, Shared, ERROR_TYPE_BODY_INCOMPLETE, ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
@@ -33,24 +33,20 @@ use crate::route::{route_at_start, HttpRoute, RouteHandle, StartRoute};
 /// The request body counter's value until a counting body is attached (which sets it to 0).
 pub(crate) const REQUEST_BODY_UNCOUNTED: u64 = u64::MAX;
 
-/// Values longer than this are never interned, which bounds the interner's memory.
-const MAX_INTERNED_LEN: usize = 256;
-
 /// `value` as an interned string from `interner` (no allocation and no reference count once
-/// seen), or freshly allocated when it is long, the interner is full or the process's leak budget
-/// is spent. For repeating, peer-supplied values (host names, user agents): the capacity and
-/// length limits keep a peer from growing memory.
+/// seen, see [`interned_static`]), or freshly allocated when it cannot be interned. For
+/// repeating, peer-supplied values (host names, user agents).
 fn interned(interner: &Interner<&'static str>, value: &str) -> StringValue {
-    if value.len() <= MAX_INTERNED_LEN {
-        if let Some(v) = recent(value) {
-            return StringValue::from(v);
-        }
-        if let Some(v) = interner.get_or_try_insert_with(&[value], || leak_str(value)) {
-            remember(v);
-            return StringValue::from(v);
-        }
+    if let Some(v) = recent(value) {
+        return StringValue::from(v);
     }
-    StringValue::from(value.to_owned())
+    match interned_static(interner, value) {
+        Some(v) => {
+            remember(v);
+            StringValue::from(v)
+        }
+        None => StringValue::from(value.to_owned()),
+    }
 }
 
 thread_local! {
@@ -299,7 +295,10 @@ fn span_name(shared: &Shared, method: &str, route: Option<&str>) -> Cow<'static,
             "HTTP" => Cow::Borrowed("HTTP"),
             other => Cow::Owned(other.to_owned()),
         },
-        (None, Some(route)) => otel_core::intern::static_name(&shared.names, &[method, route]),
+        (None, Some(route)) => match route_and_name(shared, method, route) {
+            Some((_, name)) => Cow::Borrowed(name),
+            None => Cow::Owned(default_span_name(method, Some(route))),
+        },
     }
 }
 
