@@ -14,11 +14,10 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
 use otel_core::propagation::W3cPropagator;
 use otel_core::Instrumentation;
@@ -28,8 +27,6 @@ use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status};
 use tower::Layer as _;
 use tracing_subscriber::Layer as _;
-
-use crate::http_apps::DiscardMetrics;
 
 /// Messages and service glue of `bench.v1.Echo` (as `tonic-build` would generate them).
 pub mod pb {
@@ -236,13 +233,7 @@ impl Sdk {
             .with_sampler(if sampled { Sampler::AlwaysOn } else { Sampler::AlwaysOff })
             .with_batch_exporter(CountSpans(exported.clone()))
             .build();
-        let meter_provider = SdkMeterProvider::builder()
-            .with_reader(
-                PeriodicReader::builder(DiscardMetrics)
-                    .with_interval(Duration::from_secs(3600))
-                    .build(),
-            )
-            .build();
+        let meter_provider = crate::http_apps::discarding_meter_provider();
         Self {
             tracer_provider,
             meter_provider,

@@ -2,8 +2,6 @@
 //! all on one SDK setup (batch span processor and periodic metric reader, both with exporters
 //! that discard, so export cost is the same for everyone and never dominated by I/O).
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::extract::Path;
 use axum::routing::get;
@@ -11,8 +9,8 @@ use axum::Router;
 use http::Request;
 use http_body_util::BodyExt;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use otel_core::propagation::W3cPropagator;
 use otel_core::Instrumentation;
 use tower::ServiceExt;
@@ -35,27 +33,8 @@ pub struct Sdk {
 impl Sdk {
     /// Providers with spans sampled (`sampled = true`) or dropped by the sampler.
     pub fn new(sampled: bool) -> Self {
-        // A queue large enough that no span is dropped however far the export thread lags (it
-        // lags a lot under callgrind): instruction counts then include every span's export and
-        // do not depend on thread scheduling.
-        let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(DiscardSpans)
-            .with_batch_config(
-                opentelemetry_sdk::trace::BatchConfigBuilder::default()
-                    .with_max_queue_size(1 << 20)
-                    .build(),
-            )
-            .build();
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_sampler(if sampled { Sampler::AlwaysOn } else { Sampler::AlwaysOff })
-            .with_span_processor(processor)
-            .build();
-        let meter_provider = SdkMeterProvider::builder()
-            .with_reader(
-                PeriodicReader::builder(DiscardMetrics)
-                    .with_interval(Duration::from_secs(3600))
-                    .build(),
-            )
-            .build();
+        let tracer_provider = discarding_tracer_provider(sampled);
+        let meter_provider = discarding_meter_provider();
         Self {
             tracer_provider,
             meter_provider,

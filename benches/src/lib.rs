@@ -55,7 +55,9 @@ pub fn allocations_per_call<R>(iterations: u64, mut f: impl FnMut() -> R) -> f64
 }
 
 /// Defines `DiscardSpans` and `DiscardMetrics`, exporters that count and drop what they receive,
-/// for one version of `opentelemetry_sdk` (the benches run crates built on 0.33 and on 0.32).
+/// and `discarding_tracer_provider` / `discarding_meter_provider`, the providers every variant
+/// shares, for one version of `opentelemetry_sdk` (the benches run crates built on 0.33 and on
+/// 0.32).
 /// Spans are counted into [`http_apps::SPANS_EXPORTED`]; the batch processor still builds and
 /// hands over each span, so export cost is counted, equally for every variant.
 macro_rules! discard_exporters {
@@ -93,6 +95,41 @@ macro_rules! discard_exporters {
             fn temporality(&self) -> $sdk::metrics::Temporality {
                 $sdk::metrics::Temporality::Cumulative
             }
+        }
+
+        /// Spans sampled (`sampled = true`) or dropped by the sampler, exported in batches to
+        /// [`DiscardSpans`]. The queue is large enough that no span is dropped however far the
+        /// export thread lags (it lags a lot under callgrind): instruction counts then include
+        /// every span's export and do not depend on thread scheduling.
+        pub fn discarding_tracer_provider(sampled: bool) -> $sdk::trace::SdkTracerProvider {
+            let processor = $sdk::trace::BatchSpanProcessor::builder(DiscardSpans)
+                .with_batch_config(
+                    $sdk::trace::BatchConfigBuilder::default()
+                        .with_max_queue_size(1 << 20)
+                        .build(),
+                )
+                .build();
+            let sampler = if sampled {
+                $sdk::trace::Sampler::AlwaysOn
+            } else {
+                $sdk::trace::Sampler::AlwaysOff
+            };
+            $sdk::trace::SdkTracerProvider::builder()
+                .with_sampler(sampler)
+                .with_span_processor(processor)
+                .build()
+        }
+
+        /// A periodic reader exporting to [`DiscardMetrics`] once an hour: recording costs what
+        /// it costs in production, collection never runs during a measurement.
+        pub fn discarding_meter_provider() -> $sdk::metrics::SdkMeterProvider {
+            $sdk::metrics::SdkMeterProvider::builder()
+                .with_reader(
+                    $sdk::metrics::PeriodicReader::builder(DiscardMetrics)
+                        .with_interval(std::time::Duration::from_secs(3600))
+                        .build(),
+                )
+                .build()
         }
     };
 }

@@ -3,10 +3,7 @@
 //! processor with a queue no span overflows and a discarding exporter (counted into the same
 //! [`SPANS_EXPORTED`](crate::http_apps::SPANS_EXPORTED) total), and a periodic metric reader with a discarding exporter.
 
-use std::time::Duration;
-
-use opentelemetry_sdk_032::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk_032::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider};
+use opentelemetry_sdk_032::trace::SdkTracerProvider;
 
 discard_exporters!(opentelemetry_sdk_032);
 
@@ -19,20 +16,8 @@ pub struct Sdk032 {
 impl Sdk032 {
     /// Builds the providers (spans sampled or not) and installs them as the 0.32 globals.
     pub fn install(sampled: bool) -> Self {
-        let processor = BatchSpanProcessor::builder(DiscardSpans)
-            .with_batch_config(BatchConfigBuilder::default().with_max_queue_size(1 << 20).build())
-            .build();
-        let tracer_provider = SdkTracerProvider::builder()
-            .with_sampler(if sampled { Sampler::AlwaysOn } else { Sampler::AlwaysOff })
-            .with_span_processor(processor)
-            .build();
-        let meter_provider = SdkMeterProvider::builder()
-            .with_reader(
-                PeriodicReader::builder(DiscardMetrics)
-                    .with_interval(Duration::from_secs(3600))
-                    .build(),
-            )
-            .build();
+        let tracer_provider = discarding_tracer_provider(sampled);
+        let meter_provider = discarding_meter_provider();
         opentelemetry_032::global::set_tracer_provider(tracer_provider.clone());
         opentelemetry_032::global::set_meter_provider(meter_provider);
         Self { tracer_provider }
