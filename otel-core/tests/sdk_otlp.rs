@@ -254,7 +254,8 @@ fn guard_flushes_traces_metrics_and_logs_to_an_otlp_http_receiver() {
         .map(|kv| {
             let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
                 Some(AnyValue::StringValue(s)) => s.clone(),
-                other => panic!("{} is not a string: {other:?}", kv.key),
+                Some(AnyValue::IntValue(i)) if kv.key == "server.port" => format!("int {i}"),
+                other => panic!("{} has an unexpected type: {other:?}", kv.key),
             };
             (kv.key.clone(), v)
         })
@@ -268,6 +269,8 @@ fn guard_flushes_traces_metrics_and_logs_to_an_otlp_http_receiver() {
                 "otlp_http_span_exporter/0".to_string()
             ),
             ("otel.component.type".to_string(), "otlp_http_span_exporter".to_string()),
+            ("server.address".to_string(), "127.0.0.1".to_string()),
+            ("server.port".to_string(), format!("int {}", receiver.port)),
         ]
     );
 

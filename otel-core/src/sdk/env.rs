@@ -95,8 +95,151 @@ pub struct OtlpConfig {
     pub headers: Vec<(String, String)>,
     /// Payload compression.
     pub compression: Option<OtlpCompression>,
-    /// Export timeout.
+    /// Export timeout: one export, including its retries, ends within it.
     pub timeout: Duration,
+    /// TLS material: a custom CA and an mTLS client identity (used with `https://` endpoints).
+    pub tls: TlsFiles,
+}
+
+/// Where a PEM document comes from: a file named by a variable (read and checked when the SDK is
+/// built, so a bad path is an error naming the variable) or bytes handed in code.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PemSource {
+    /// A file, with the variable (or builder setting) that named it.
+    File {
+        /// `OTEL_EXPORTER_OTLP_CERTIFICATE` etc.
+        variable: String,
+        /// The path as given.
+        path: std::path::PathBuf,
+    },
+    /// PEM bytes given in code.
+    Pem(Vec<u8>),
+}
+
+impl std::fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Never print key material.
+            PemSource::File { variable, path } => write!(f, "{variable}={}", path.display()),
+            PemSource::Pem(b) => write!(f, "<{} PEM bytes>", b.len()),
+        }
+    }
+}
+
+/// The TLS settings of one signal (`OTEL_EXPORTER_OTLP_CERTIFICATE`,
+/// `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`, `OTEL_EXPORTER_OTLP_CLIENT_KEY` and their per-signal
+/// forms). Without a CA, servers are verified against the built-in trust roots (see the module
+/// docs); with one, only that CA is trusted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificate(s) that sign the collector's certificate.
+    pub certificate: Option<PemSource>,
+    /// Client certificate chain for mTLS.
+    pub client_certificate: Option<PemSource>,
+    /// Client private key for mTLS.
+    pub client_key: Option<PemSource>,
+}
+
+/// Batching and concurrency of one signal's export pipeline (`OTEL_BSP_*` for spans,
+/// `OTEL_BLRP_*` for log records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchConfig {
+    /// Items held while waiting for export; past it new items are dropped and counted
+    /// (`OTEL_BSP_MAX_QUEUE_SIZE`, default 2048).
+    pub max_queue_size: usize,
+    /// Items per export request (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, default 512).
+    pub max_export_batch_size: usize,
+    /// Longest wait before a partial batch is sent (`OTEL_BSP_SCHEDULE_DELAY`, default 5 s for
+    /// spans, 1 s for logs).
+    pub scheduled_delay: Duration,
+    /// Export requests in flight at once (`OTEL_BSP_MAX_CONCURRENT_EXPORTS`, default 4; logs:
+    /// `OTEL_BLRP_MAX_CONCURRENT_EXPORTS`, an otel-core variable). Delivery grows with it when
+    /// the collector is milliseconds away.
+    pub max_concurrent_exports: usize,
+    /// Longest one export may take, retries included (`OTEL_BSP_EXPORT_TIMEOUT`, default 30 s;
+    /// the OTLP timeout applies too, whichever is shorter).
+    pub export_timeout: Duration,
+}
+
+impl BatchConfig {
+    /// The span defaults.
+    pub const fn spans() -> Self {
+        Self {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+            max_concurrent_exports: 4,
+            export_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The log record defaults.
+    pub const fn logs() -> Self {
+        Self {
+            scheduled_delay: Duration::from_secs(1),
+            ..Self::spans()
+        }
+    }
+
+    /// Sets [`BatchConfig::max_queue_size`].
+    pub fn with_max_queue_size(mut self, n: usize) -> Self {
+        self.max_queue_size = n;
+        self
+    }
+
+    /// Sets [`BatchConfig::max_export_batch_size`].
+    pub fn with_max_export_batch_size(mut self, n: usize) -> Self {
+        self.max_export_batch_size = n;
+        self
+    }
+
+    /// Sets [`BatchConfig::scheduled_delay`].
+    pub fn with_scheduled_delay(mut self, delay: Duration) -> Self {
+        self.scheduled_delay = delay;
+        self
+    }
+
+    /// Sets [`BatchConfig::max_concurrent_exports`].
+    pub fn with_max_concurrent_exports(mut self, n: usize) -> Self {
+        self.max_concurrent_exports = n;
+        self
+    }
+
+    /// Sets [`BatchConfig::export_timeout`].
+    pub fn with_export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = timeout;
+        self
+    }
+
+    /// Checks the values; `setting` names the variable prefix or builder call in the error.
+    pub(crate) fn validate(&self, setting: &str) -> Result<(), ConfigError> {
+        let bad = |what: &str, v: String, why: &str| Err(ConfigError::new(&format!("{setting}{what}"), &v, why));
+        if self.max_queue_size == 0 {
+            return bad("MAX_QUEUE_SIZE", "0".into(), "must be at least 1");
+        }
+        if self.max_export_batch_size == 0 || self.max_export_batch_size > self.max_queue_size {
+            return bad(
+                "MAX_EXPORT_BATCH_SIZE",
+                self.max_export_batch_size.to_string(),
+                "must be between 1 and the queue size",
+            );
+        }
+        if self.max_concurrent_exports == 0 || self.max_concurrent_exports > 256 {
+            return bad(
+                "MAX_CONCURRENT_EXPORTS",
+                self.max_concurrent_exports.to_string(),
+                "must be between 1 and 256",
+            );
+        }
+        if self.scheduled_delay.is_zero() {
+            return bad("SCHEDULE_DELAY", "0".into(), "must be greater than zero");
+        }
+        if self.export_timeout.is_zero() {
+            return bad("EXPORT_TIMEOUT", "0".into(), "must be greater than zero");
+        }
+        Ok(())
+    }
 }
 
 /// The trace sampler (`OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`).
@@ -153,6 +296,10 @@ pub struct SdkConfig {
     pub propagators: Vec<PropagatorKind>,
     /// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds, default 60000).
     pub metric_export_interval: Duration,
+    /// The span pipeline (`OTEL_BSP_*`).
+    pub span_batch: BatchConfig,
+    /// The log record pipeline (`OTEL_BLRP_*`).
+    pub log_batch: BatchConfig,
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -165,6 +312,7 @@ impl Default for SdkConfig {
             headers: Vec::new(),
             compression: None,
             timeout: DEFAULT_TIMEOUT,
+            tls: TlsFiles::default(),
         };
         Self {
             disabled: false,
@@ -179,6 +327,8 @@ impl Default for SdkConfig {
             sampler: SamplerConfig::ParentBasedAlwaysOn,
             propagators: vec![PropagatorKind::TraceContext, PropagatorKind::Baggage],
             metric_export_interval: Duration::from_secs(60),
+            span_batch: BatchConfig::spans(),
+            log_batch: BatchConfig::logs(),
         }
     }
 }
@@ -242,8 +392,48 @@ impl SdkConfig {
             }
             c.metric_export_interval = ms;
         }
+        c.span_batch = batch_config(&get, "OTEL_BSP_", BatchConfig::spans())?;
+        c.log_batch = batch_config(&get, "OTEL_BLRP_", BatchConfig::logs())?;
         Ok(c)
     }
+}
+
+fn batch_config(
+    get: &impl Fn(&str) -> Option<String>,
+    prefix: &str,
+    mut b: BatchConfig,
+) -> Result<BatchConfig, ConfigError> {
+    let count = |suffix: &str| -> Result<Option<usize>, ConfigError> {
+        let var = format!("{prefix}{suffix}");
+        match get(&var) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<usize>()
+                .map(Some)
+                .map_err(|_| ConfigError::new(&var, &v, "expected a whole number")),
+        }
+    };
+    let millis = |suffix: &str| -> Result<Option<Duration>, ConfigError> {
+        let var = format!("{prefix}{suffix}");
+        get(&var).map(|v| parse_millis(&var, &v)).transpose()
+    };
+    if let Some(n) = count("MAX_QUEUE_SIZE")? {
+        b.max_queue_size = n;
+    }
+    if let Some(n) = count("MAX_EXPORT_BATCH_SIZE")? {
+        b.max_export_batch_size = n;
+    }
+    if let Some(n) = count("MAX_CONCURRENT_EXPORTS")? {
+        b.max_concurrent_exports = n;
+    }
+    if let Some(d) = millis("SCHEDULE_DELAY")? {
+        b.scheduled_delay = d;
+    }
+    if let Some(d) = millis("EXPORT_TIMEOUT")? {
+        b.export_timeout = d;
+    }
+    b.validate(prefix)?;
+    Ok(b)
 }
 
 fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
@@ -379,11 +569,25 @@ fn otlp_config(get: &impl Fn(&str) -> Option<String>, signal: Signal) -> Result<
         Some((var, v)) => parse_protocol(&var, &v)?,
         None => OtlpProtocol::HttpProtobuf,
     };
+    let insecure = match either("INSECURE") {
+        Some((var, v)) => parse_bool(&var, &v)?,
+        None => false,
+    };
+    // gRPC only: an endpoint without a scheme is https unless INSECURE says otherwise (spec).
+    let with_scheme = |v: String| {
+        if protocol == OtlpProtocol::Grpc && !v.contains("://") {
+            format!("{}://{v}", if insecure { "http" } else { "https" })
+        } else {
+            v
+        }
+    };
     let endpoint = if let Some((var, v)) = specific("ENDPOINT") {
         // Signal-specific endpoints are used verbatim.
+        let v = with_scheme(v);
         check_url(&var, &v)?;
         v
     } else if let Some((var, v)) = generic("ENDPOINT") {
+        let v = with_scheme(v);
         check_url(&var, &v)?;
         match protocol {
             OtlpProtocol::Grpc => v,
@@ -419,12 +623,24 @@ fn otlp_config(get: &impl Fn(&str) -> Option<String>, signal: Signal) -> Result<
         Some((var, v)) => parse_millis(&var, &v)?,
         None => DEFAULT_TIMEOUT,
     };
+    let file = |suffix: &str| {
+        either(suffix).map(|(variable, path)| PemSource::File {
+            variable,
+            path: path.into(),
+        })
+    };
+    let tls = TlsFiles {
+        certificate: file("CERTIFICATE"),
+        client_certificate: file("CLIENT_CERTIFICATE"),
+        client_key: file("CLIENT_KEY"),
+    };
     Ok(OtlpConfig {
         endpoint,
         protocol,
         headers,
         compression,
         timeout,
+        tls,
     })
 }
 
@@ -584,6 +800,99 @@ mod tests {
         assert_eq!(c.otlp_traces.endpoint, "http://collector:4317");
         let c = cfg(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).unwrap();
         assert_eq!(c.otlp_metrics.endpoint, "http://localhost:4317");
+    }
+
+    #[test]
+    fn grpc_endpoint_without_scheme_follows_insecure() {
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.otlp_traces.endpoint, "https://collector:4317");
+        assert_eq!(c.otlp_logs.endpoint, "http://collector:4317");
+        // A scheme wins over INSECURE.
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.otlp_traces.endpoint, "https://collector:4317");
+        assert_eq!(
+            err(&[("OTEL_EXPORTER_OTLP_INSECURE", "maybe")]).variable,
+            "OTEL_EXPORTER_OTLP_INSECURE"
+        );
+    }
+
+    #[test]
+    fn tls_files_per_signal_win_over_generic() {
+        let c = cfg(&[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+            ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "/etc/metrics-ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/client.pem"),
+            ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "/etc/logs.key"),
+        ])
+        .unwrap();
+        let file = |variable: &str, path: &str| {
+            Some(PemSource::File {
+                variable: variable.into(),
+                path: path.into(),
+            })
+        };
+        assert_eq!(
+            c.otlp_traces.tls.certificate,
+            file("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem")
+        );
+        assert_eq!(
+            c.otlp_metrics.tls.certificate,
+            file("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "/etc/metrics-ca.pem")
+        );
+        assert_eq!(
+            c.otlp_logs.tls.client_certificate,
+            file("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/client.pem")
+        );
+        assert_eq!(
+            c.otlp_logs.tls.client_key,
+            file("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "/etc/logs.key")
+        );
+        assert_eq!(c.otlp_traces.tls.client_key, None);
+    }
+
+    #[test]
+    fn batch_variables() {
+        let c = cfg(&[
+            ("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "8"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "8192"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1024"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "5000"),
+            ("OTEL_BLRP_MAX_CONCURRENT_EXPORTS", "2"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.span_batch,
+            BatchConfig::spans()
+                .with_max_concurrent_exports(8)
+                .with_max_queue_size(8192)
+                .with_max_export_batch_size(1024)
+                .with_scheduled_delay(Duration::from_millis(200))
+                .with_export_timeout(Duration::from_secs(5))
+        );
+        assert_eq!(c.log_batch, BatchConfig::logs().with_max_concurrent_exports(2));
+        assert_eq!(
+            err(&[("OTEL_BSP_MAX_CONCURRENT_EXPORTS", "0")]).variable,
+            "OTEL_BSP_MAX_CONCURRENT_EXPORTS"
+        );
+        assert_eq!(
+            err(&[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")]).variable,
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+        );
+        assert_eq!(
+            err(&[("OTEL_BLRP_SCHEDULE_DELAY", "soon")]).variable,
+            "OTEL_BLRP_SCHEDULE_DELAY"
+        );
     }
 
     #[test]
