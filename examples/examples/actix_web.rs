@@ -44,6 +44,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on http://127.0.0.1:3000/ (Ctrl-C to stop)");
     server.run().await?;
 
-    telemetry.shutdown()?;
+    if let Err(e) = telemetry.shutdown() {
+        eprintln!("warning: telemetry was not fully delivered: {e}");
+    }
     Ok(())
 }

@@ -46,7 +46,9 @@ async fn main() -> Result<(), async_nats::Error> {
         Ok(client) => client,
         Err(e) => {
             eprintln!("cannot connect to NATS at {url}: {e} (set NATS_URL or start a server)");
-            telemetry.shutdown()?;
+            if let Err(e) = telemetry.shutdown() {
+                eprintln!("warning: telemetry was not fully delivered: {e}");
+            }
             std::process::exit(1);
         }
     };
@@ -112,6 +114,8 @@ async fn main() -> Result<(), async_nats::Error> {
     }
 
     client.drain().await?;
-    telemetry.shutdown()?;
+    if let Err(e) = telemetry.shutdown() {
+        eprintln!("warning: telemetry was not fully delivered: {e}");
+    }
     Ok(())
 }

@@ -50,12 +50,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             eprintln!("cannot connect to RabbitMQ at {url}: {e} (set AMQP_URL or start a broker)");
-            telemetry.shutdown()?;
+            if let Err(e) = telemetry.shutdown() {
+                eprintln!("warning: telemetry was not fully delivered: {e}");
+            }
             std::process::exit(1);
         }
         Err(_) => {
             eprintln!("cannot connect to RabbitMQ at {url}: timed out (set AMQP_URL or start a broker)");
-            telemetry.shutdown()?;
+            if let Err(e) = telemetry.shutdown() {
+                eprintln!("warning: telemetry was not fully delivered: {e}");
+            }
             std::process::exit(1);
         }
     };
@@ -105,6 +109,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     conn.close(200, "done").await?;
-    telemetry.shutdown()?;
+    if let Err(e) = telemetry.shutdown() {
+        eprintln!("warning: telemetry was not fully delivered: {e}");
+    }
     Ok(())
 }

@@ -79,6 +79,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
 
-    telemetry.shutdown()?;
+    if let Err(e) = telemetry.shutdown() {
+        eprintln!("warning: telemetry was not fully delivered: {e}");
+    }
     Ok(())
 }

@@ -40,12 +40,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             eprintln!("cannot connect to Redis at {url}: {e} (set REDIS_URL or start a server)");
-            telemetry.shutdown()?;
+            if let Err(e) = telemetry.shutdown() {
+                eprintln!("warning: telemetry was not fully delivered: {e}");
+            }
             std::process::exit(1);
         }
         Err(_) => {
             eprintln!("cannot connect to Redis at {url}: timed out (set REDIS_URL or start a server)");
-            telemetry.shutdown()?;
+            if let Err(e) = telemetry.shutdown() {
+                eprintln!("warning: telemetry was not fully delivered: {e}");
+            }
             std::process::exit(1);
         }
     };
@@ -66,6 +70,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("visits = {n}");
     drop(pooled); // back to the pool: records db.client.connection.use_time
 
-    telemetry.shutdown()?;
+    if let Err(e) = telemetry.shutdown() {
+        eprintln!("warning: telemetry was not fully delivered: {e}");
+    }
     Ok(())
 }

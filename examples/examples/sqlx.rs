@@ -54,6 +54,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("user {id}: {name}");
 
-    telemetry.shutdown()?;
+    if let Err(e) = telemetry.shutdown() {
+        eprintln!("warning: telemetry was not fully delivered: {e}");
+    }
     Ok(())
 }

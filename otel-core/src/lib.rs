@@ -19,7 +19,8 @@
 //!
 //! | Feature | Default | Enables |
 //! | --- | --- | --- |
-//! | `sdk` | no | `sdk` module: OTLP (gRPC and HTTP, protobuf and JSON), console and Prometheus exporters, the logs pipeline and `tracing` bridge, resource detection, the shutdown guard |
+//! | `sdk` | no | `sdk` module: OTLP (gRPC and HTTP, protobuf and JSON, TLS and mTLS, concurrent export, retries), console and Prometheus exporters, the logs pipeline and `tracing` bridge, resource detection, the shutdown guard |
+//! | `tls-native-roots` | no | with `sdk`: verify OTLP collectors against the platform's certificate store instead of the Mozilla roots compiled in (`webpki-roots`) |
 //! | `testing` | no | `testing` module (`opentelemetry_sdk/testing`); use it from `[dev-dependencies]` |
 //!
 //! ## Quick start

@@ -302,10 +302,13 @@ impl Shop {
         self.broker.close().await;
         let dropped = self.database.drop_namespace().await;
         let telemetry = self.telemetry;
-        // Flushing exporters blocks; keep it off the async workers.
-        tokio::task::spawn_blocking(move || telemetry.shutdown())
-            .await
-            .map_err(|e| format!("telemetry shutdown task: {e}"))??;
+        // Flushing exporters blocks; keep it off the async workers. Telemetry that could not be
+        // delivered (a collector down or too slow) is a warning, not a failed run.
+        match tokio::task::spawn_blocking(move || telemetry.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: telemetry was not fully delivered: {e}"),
+            Err(e) => eprintln!("warning: the telemetry shutdown task failed: {e}"),
+        }
         // Give librdkafka's mock cluster a moment after the clients are gone.
         tokio::time::sleep(Duration::from_millis(10)).await;
         dropped

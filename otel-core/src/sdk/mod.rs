@@ -69,6 +69,21 @@
 //! [`SdkBuilder::with_otlp_client_identity_pem`]). A TLS setting never silently falls back to
 //! plain text: the scheme of the endpoint decides.
 //!
+//! ```no_run
+//! use otel_core::sdk::{BatchConfig, OtlpCompression, OtlpProtocol, SdkBuilder};
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let telemetry = SdkBuilder::from_env()?
+//!     .with_otlp_protocol(OtlpProtocol::Grpc)
+//!     .with_otlp_endpoint("https://collector.internal:4317")
+//!     .with_otlp_header("x-api-key", std::env::var("API_KEY")?)
+//!     .with_otlp_compression(Some(OtlpCompression::Gzip))
+//!     .with_otlp_ca_certificate_pem(std::fs::read("/etc/otel/ca.pem")?)
+//!     .with_otlp_client_identity_pem(std::fs::read("/etc/otel/client.pem")?, std::fs::read("/etc/otel/client.key")?)
+//!     .with_span_batch(BatchConfig::spans().with_max_concurrent_exports(8))
+//!     .install()?;
+//! # telemetry.shutdown()?; Ok(()) }
+//! ```
+//!
 //! # Throughput
 //!
 //! Spans and log records go through otel-core's own batch pipeline ([`BatchConfig`]): a bounded
