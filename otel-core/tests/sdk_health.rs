@@ -100,8 +100,7 @@ fn points(receiver: &Receiver, name: &str) -> Vec<Point> {
         .flat_map(|r| r.resource_metrics)
         .flat_map(|rm| rm.scope_metrics)
         .flat_map(|sm| sm.metrics)
-        .filter(|m| m.name == name)
-        .last()
+        .rfind(|m| m.name == name)
     else {
         return Vec::new();
     };

@@ -185,9 +185,6 @@ impl Exporting {
                         if args.gzip { b.with_compression(compression) } else { b }.build()
                     }
                     Transport::Http => {
-                        // otel-core turns on reqwest's `rustls-no-provider`, which the SDK's
-                        // blocking client shares: without a process-wide provider it panics.
-                        let _ = rustls::crypto::ring::default_provider().install_default();
                         let b = opentelemetry_otlp::SpanExporter::builder()
                             .with_http()
                             .with_endpoint(format!("{endpoint}/v1/traces"));

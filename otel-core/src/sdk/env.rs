@@ -153,7 +153,7 @@ pub struct BatchConfig {
     /// Longest wait before a partial batch is sent (`OTEL_BSP_SCHEDULE_DELAY`, default 5 s for
     /// spans, 1 s for logs).
     pub scheduled_delay: Duration,
-    /// Export requests in flight at once (`OTEL_BSP_MAX_CONCURRENT_EXPORTS`, default 4; logs:
+    /// Export requests in flight at once, each on its own thread started when needed (`OTEL_BSP_MAX_CONCURRENT_EXPORTS`, default 8; logs:
     /// `OTEL_BLRP_MAX_CONCURRENT_EXPORTS`, an otel-core variable). Delivery grows with it when
     /// the collector is milliseconds away.
     pub max_concurrent_exports: usize,
@@ -169,7 +169,7 @@ impl BatchConfig {
             max_queue_size: 2048,
             max_export_batch_size: 512,
             scheduled_delay: Duration::from_secs(5),
-            max_concurrent_exports: 4,
+            max_concurrent_exports: 8,
             export_timeout: Duration::from_secs(30),
         }
     }

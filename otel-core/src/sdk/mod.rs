@@ -50,7 +50,7 @@
 //! | `OTEL_METRIC_EXPORT_INTERVAL` | milliseconds (`60000`) |
 //! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans (`2048`, `512`) |
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT` | milliseconds (`5000`, `30000`) |
-//! | `OTEL_BSP_MAX_CONCURRENT_EXPORTS` | export requests in flight (`4`) |
+//! | `OTEL_BSP_MAX_CONCURRENT_EXPORTS` | export requests in flight (`8`) |
 //! | `OTEL_BLRP_*` | the same five for log records (schedule delay `1000`; `OTEL_BLRP_MAX_CONCURRENT_EXPORTS` is an otel-core variable) |
 //!
 //! An invalid value is an error ([`ConfigError`]) naming the variable and the value; so is a TLS
@@ -90,8 +90,10 @@
 //! queue filled by the application (a push takes a lock and never waits for export), one thread
 //! cutting batches and up to `max_concurrent_exports` export threads (started on demand), so
 //! several batches are in flight when the collector is milliseconds away. With the defaults
-//! (4 concurrent exports of 512 spans) a collector 20 ms away receives about 100k spans/s;
-//! raise the concurrency or the batch size for more (figures in `BENCHMARKS.md`).
+//! (up to 8 concurrent exports of 512 spans) a collector 20 ms away received about 140-160k
+//! spans/s on a 2-core machine (an export there takes the delay plus ~5 ms of encoding and
+//! sending); one export at a time, as the SDK's batch processor does, gives about 20k spans/s.
+//! Figures and the command in `BENCHMARKS.md`.
 //!
 //! # Retries
 //!

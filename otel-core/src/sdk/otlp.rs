@@ -162,8 +162,7 @@ fn build<E>(
         OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
             let slot = Arc::new(FailureSlot::default());
             let rustls = tls.rustls_config().map_err(|e| parts.build_error(e))?;
-            let client = OtlpHttpClient::new(rustls, cfg.timeout, parts.retry, parts.health.stopping(), slot.clone())
-                .map_err(|e| parts.build_error(e))?;
+            let client = OtlpHttpClient::new(rustls, cfg.timeout, parts.retry, parts.health.stopping(), slot.clone());
             let exporter = build(cfg, TransportPart::Http(client)).map_err(|e| parts.build_error(e))?;
             Ok((exporter, parts.context(Transport::Http(slot))))
         }
