@@ -123,7 +123,8 @@ struct QueueEntry {
 pub(crate) struct SpanCounters {
     /// `[sampling result][parent origin]`: DROP, RECORD_ONLY, RECORD_AND_SAMPLE × none, local, remote.
     started: [[AtomicU64; 3]; 3],
-    /// Ended recording spans: RECORD_ONLY, RECORD_AND_SAMPLE.
+    /// Ended recording spans that no pipeline counted: RECORD_ONLY, and RECORD_AND_SAMPLE when
+    /// there is no span pipeline.
     ended: [AtomicU64; 2],
 }
 
@@ -387,9 +388,16 @@ impl ExportHealth {
             .with_unit("{span}")
             .with_description("The number of created spans with `recording=true` for which the end operation has not been called yet.")
             .with_callback(move |o| {
+                // Sampled spans that ended are counted by the first span pipeline (every pipeline
+                // sees every sampled span); the others by the processor.
+                let in_pipeline = h
+                    .queue_counts()
+                    .into_iter()
+                    .find(|(signal, ..)| *signal == Signal::Traces)
+                    .map_or(0, |(.., c)| c.accepted + c.dropped_queue_full + c.dropped_shutdown);
                 for (i, result) in SAMPLING_RESULTS[1..].iter().enumerate() {
                     let started: u64 = h.inner.spans.started[i + 1].iter().map(|c| c.load(Ordering::Relaxed)).sum();
-                    let ended = h.inner.spans.ended[i].load(Ordering::Relaxed);
+                    let ended = h.inner.spans.ended[i].load(Ordering::Relaxed) + if i == 1 { in_pipeline } else { 0 };
                     if started > 0 {
                         o.observe(
                             started.saturating_sub(ended) as i64,
@@ -605,11 +613,11 @@ impl<S: ShouldSample + Clone + 'static> ShouldSample for CountingSampler<S> {
             SamplingDecision::RecordOnly => 1,
             SamplingDecision::RecordAndSample => 2,
         };
-        let p = match parent_context.map(|cx| cx.span().span_context().clone()) {
-            Some(sc) if sc.is_valid() && sc.is_remote() => 2,
-            Some(sc) if sc.is_valid() => 1,
-            _ => 0,
-        };
+        let p = parent_context.map_or(0, |cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            usize::from(sc.is_valid()) * (1 + usize::from(sc.is_remote()))
+        });
         self.counters.started[s][p].fetch_add(1, Ordering::Relaxed);
         result
     }

@@ -257,17 +257,16 @@ impl SpanProcessor for SpanPipelines {
     fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        let sampled = span.span_context.is_sampled();
-        self.counters.ended(sampled);
-        if !sampled {
+        // Sampled spans that reach a pipeline are counted there, under the queue's lock; only the
+        // others need a counter of their own (for `otel.sdk.span.live`).
+        let Some((last, rest)) = self.pipelines.split_last().filter(|_| span.span_context.is_sampled()) else {
+            self.counters.ended(span.span_context.is_sampled());
             return;
+        };
+        for p in rest {
+            p.push(span.clone());
         }
-        if let Some((last, rest)) = self.pipelines.split_last() {
-            for p in rest {
-                p.push(span.clone());
-            }
-            last.push(span);
-        }
+        last.push(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
