@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # OTLP export load matrix: builds export_load (release) once, runs it per configuration and prints
-# a markdown table on stdout. Progress and the runs' stderr (otel-core's loss warnings) go to stderr.
+# a markdown table on stdout. Progress and the runs' stderr (otelrs-core's loss warnings) go to stderr.
 # Usage: benches/export_load.sh [seconds per run, default 5]
 set -euo pipefail
 

@@ -1,5 +1,5 @@
 //! Per-request cost of HTTP server instrumentation on an actix-web app: time (criterion) and
-//! heap allocations (counting allocator), bare vs otel-http's actix middleware vs
+//! heap allocations (counting allocator), bare vs otelrs-http's actix middleware vs
 //! opentelemetry-instrumentation-actix-web, all on the same SDK setup in the same run. Requests
 //! are driven in-process (`actix_web::test`), see `benches::actix_apps`.
 //!

@@ -1,6 +1,6 @@
 //! Per-call cost of gRPC instrumentation on a tonic unary call over loopback (client and server
 //! in one current-thread runtime): time (criterion) and heap allocations (counting allocator),
-//! bare tonic vs otel-grpc (server and client layers) vs tonic-tracing-opentelemetry (server and
+//! bare tonic vs otelrs-grpc (server and client layers) vs tonic-tracing-opentelemetry (server and
 //! client layers), all on the same SDK setup in the same run.
 //!
 //! Run: `cargo bench -p benches --bench grpc`

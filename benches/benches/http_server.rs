@@ -1,5 +1,5 @@
 //! Per-request cost of HTTP server instrumentation on an axum router: time (criterion) and heap
-//! allocations (counting allocator), bare vs otel-http vs opentelemetry-instrumentation-tower vs
+//! allocations (counting allocator), bare vs otelrs-http vs opentelemetry-instrumentation-tower vs
 //! axum-tracing-opentelemetry, all on the same SDK setup in the same run.
 //!
 //! Run: `cargo bench -p benches --bench http_server`

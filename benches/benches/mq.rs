@@ -1,11 +1,11 @@
-//! otel-mq: overhead per publish and per processed message against the bare clients, in the same
+//! otelrs-mq: overhead per publish and per processed message against the bare clients, in the same
 //! run, with sampled spans on one SDK setup whose exporters discard (`benches::http_apps::Sdk`).
 //!
 //! * Publish, RabbitMQ: `basic_publish` on a channel with publisher confirms, confirmation
 //!   awaited, against the broker at `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`),
-//!   bare `lapin::Channel` vs `otel_mq::rabbitmq::TracedChannel`.
+//!   bare `lapin::Channel` vs `otelrs_mq::rabbitmq::TracedChannel`.
 //! * Publish, Kafka: `FutureProducer::send` with its delivery report awaited, against librdkafka's
-//!   in-process mock cluster (`linger.ms` = 0), bare vs `otel_mq::kafka::Kafka::send`.
+//!   in-process mock cluster (`linger.ms` = 0), bare vs `otelrs_mq::kafka::Kafka::send`.
 //! * Process: a trivial handler (returns the body length) called directly vs through the process
 //!   API, on a delivery / message received once before the loop (rebuilt or cloned per call, in
 //!   both variants), so no broker round trip is in the measured loop. The message carries a
@@ -30,8 +30,8 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::Context;
-use otel_mq::kafka::Kafka;
-use otel_mq::rabbitmq::{RabbitMq, TracedDelivery};
+use otelrs_mq::kafka::Kafka;
+use otelrs_mq::rabbitmq::{RabbitMq, TracedDelivery};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
@@ -42,7 +42,7 @@ const PAYLOAD: &[u8] = br#"{"order":42,"items":[1,2,3]}"#;
 const PUBLISH_ALLOC_CALLS: u64 = 500;
 const PROCESS_ALLOC_CALLS: u64 = 5_000;
 const BARE: &str = "bare";
-const TRACED: &str = "otel-mq (sampled)";
+const TRACED: &str = "otelrs-mq (sampled)";
 
 fn print_allocs(title: &str, bare: f64, traced: f64) {
     println!("\n{title}: heap allocations per operation (counting allocator, measuring thread)");

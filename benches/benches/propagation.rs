@@ -1,4 +1,4 @@
-//! Extract and inject: otel-core's strict W3C propagator vs `opentelemetry_sdk`'s
+//! Extract and inject: otelrs-core's strict W3C propagator vs `opentelemetry_sdk`'s
 //! `TraceContextPropagator`, in the same run. Time from criterion; heap allocations per call from
 //! the counting allocator, printed as a table before the timings.
 //!
@@ -10,7 +10,7 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use otel_core::propagation::{HeaderExtractor, HeaderInjector, W3cPropagator, W3cTraceContextPropagator};
+use otelrs_core::propagation::{HeaderExtractor, HeaderInjector, W3cPropagator, W3cTraceContextPropagator};
 use std::hint::black_box;
 
 type Case = (&'static str, Box<dyn Fn(&http::HeaderMap) -> bool>);
@@ -22,11 +22,11 @@ fn extract_cases() -> Vec<Case> {
     let sdk = TraceContextPropagator::new();
     vec![
         (
-            "otel-core span context (no Context)",
+            "otelrs-core span context (no Context)",
             Box::new(move |h: &http::HeaderMap| ours_span_only.extract_span_context_from_headers(h).is_some()),
         ),
         (
-            "otel-core HeaderMap fast path",
+            "otelrs-core HeaderMap fast path",
             Box::new(move |h: &http::HeaderMap| {
                 ours.extract_headers_with_context(&Context::new(), h)
                     .span()
@@ -35,7 +35,7 @@ fn extract_cases() -> Vec<Case> {
             }),
         ),
         (
-            "otel-core TextMapPropagator",
+            "otelrs-core TextMapPropagator",
             Box::new(move |h: &http::HeaderMap| {
                 ours_tc
                     .extract_with_context(&Context::new(), &HeaderExtractor(h))
@@ -78,7 +78,7 @@ fn inject_cases() -> Vec<InjectCase> {
     let sdk = TraceContextPropagator::new();
     vec![
         (
-            "otel-core",
+            "otelrs-core",
             Box::new(move |cx: &Context, h: &mut http::HeaderMap| ours.inject_context(cx, &mut HeaderInjector(h))),
         ),
         (

@@ -1,4 +1,4 @@
-//! otel-redis: overhead per `GET` against the bare multiplexed connection in the same run
+//! otelrs-redis: overhead per `GET` against the bare multiplexed connection in the same run
 //! (loopback Redis, `REDIS_URL`, default `redis://127.0.0.1:6379/0`), sampled and unsampled, and
 //! the throughput of the command masker.
 //!
@@ -10,7 +10,7 @@ use benches::allocations_per_call;
 use criterion::{criterion_group, criterion_main, Criterion};
 
 use benches::http_apps::Sdk;
-use otel_redis::{mask_command, RedisInstrumentation};
+use otelrs_redis::{mask_command, RedisInstrumentation};
 use redis::aio::ConnectionLike;
 
 fn redis_get(c: &mut Criterion) {
@@ -53,7 +53,7 @@ fn redis_get(c: &mut Criterion) {
     let sampled_allocs = allocations_per_call(n, || rt.block_on(sampled_conn.req_packed_command(&cmd)));
     let unsampled_allocs = allocations_per_call(n, || rt.block_on(unsampled_conn.req_packed_command(&cmd)));
     println!(
-        "allocations per GET: bare {bare_allocs:.1}, otel-redis sampled {sampled_allocs:.1} (+{:.1}), unsampled {unsampled_allocs:.1} (+{:.1})",
+        "allocations per GET: bare {bare_allocs:.1}, otelrs-redis sampled {sampled_allocs:.1} (+{:.1}), unsampled {unsampled_allocs:.1} (+{:.1})",
         sampled_allocs - bare_allocs,
         unsampled_allocs - bare_allocs
     );

@@ -1,4 +1,4 @@
-//! otel-sql overhead: a point SELECT on in-memory SQLite, raw sqlx vs the instrumented pool
+//! otelrs-sql overhead: a point SELECT on in-memory SQLite, raw sqlx vs the instrumented pool
 //! (sampled and unsampled) vs sqlx-otel 0.5 (sampled, on an equivalent opentelemetry 0.32 SDK
 //! setup, since that is the version it is built on), plus sanitizer throughput on long
 //! statements. Every variant exports its spans through a batch processor to a discarding
@@ -11,8 +11,8 @@ use std::time::Duration;
 use benches::http_apps::Sdk;
 use benches::sdk032::Sdk032;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use otel_sql::sanitize::{analyze, Dialect, SanitizeOptions};
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_sql::sanitize::{analyze, Dialect, SanitizeOptions};
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 use sqlx::sqlite::{Sqlite, SqlitePool};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -72,7 +72,7 @@ fn point_select(c: &mut Criterion) {
             .unwrap()
     });
     println!(
-        "allocations per point select: raw {raw:.1}, otel-sql sampled {inst:.1}, unsampled {off:.1}, sqlx-otel sampled {alt:.1}"
+        "allocations per point select: raw {raw:.1}, otelrs-sql sampled {inst:.1}, unsampled {off:.1}, sqlx-otel sampled {alt:.1}"
     );
 }
 

@@ -21,9 +21,9 @@ use crate::http_apps::Sdk;
 pub enum Variant {
     /// No instrumentation.
     Bare,
-    /// `otel_http::actix::HttpServerMiddleware` with explicit providers.
+    /// `otelrs_http::actix::HttpServerMiddleware` with explicit providers.
     OtelHttp,
-    /// `otel_http::actix::HttpServerMiddleware` reading the globals.
+    /// `otelrs_http::actix::HttpServerMiddleware` reading the globals.
     OtelHttpGlobals,
     /// `opentelemetry-instrumentation-actix-web` 0.25: `RequestTracing` and `RequestMetrics`
     /// (spans, duration and active requests).
@@ -37,8 +37,8 @@ impl Variant {
     pub fn label(self) -> &'static str {
         match self {
             Variant::Bare => "bare actix-web",
-            Variant::OtelHttp => "otel-http",
-            Variant::OtelHttpGlobals => "otel-http (globals)",
+            Variant::OtelHttp => "otelrs-http",
+            Variant::OtelHttpGlobals => "otelrs-http (globals)",
             Variant::InstrumentationActixWeb => "opentelemetry-instrumentation-actix-web",
             Variant::InstrumentationActixWebMetricsOnly => "opentelemetry-instrumentation-actix-web (metrics only)",
         }
@@ -48,7 +48,7 @@ impl Variant {
     pub fn from_arg(name: &str) -> Option<Self> {
         Some(match name {
             "bare" => Variant::Bare,
-            "otel-http" => Variant::OtelHttp,
+            "otelrs-http" => Variant::OtelHttp,
             "otel-http-globals" => Variant::OtelHttpGlobals,
             "instrumentation-actix-web" => Variant::InstrumentationActixWeb,
             "instrumentation-actix-web-metrics" => Variant::InstrumentationActixWebMetricsOnly,
@@ -85,11 +85,11 @@ pub fn with_app<F: WithApp>(variant: Variant, sdk: &Sdk, system: &SystemRunner, 
     match variant {
         Variant::Bare => run!(App::new()),
         Variant::OtelHttp => run!(
-            App::new().wrap(otel_http::actix::HttpServerMiddleware::with_instrumentation(
+            App::new().wrap(otelrs_http::actix::HttpServerMiddleware::with_instrumentation(
                 sdk.instrumentation()
             ))
         ),
-        Variant::OtelHttpGlobals => run!(App::new().wrap(otel_http::actix::HttpServerMiddleware::new())),
+        Variant::OtelHttpGlobals => run!(App::new().wrap(otelrs_http::actix::HttpServerMiddleware::new())),
         Variant::InstrumentationActixWeb => run!(App::new()
             .wrap(opentelemetry_instrumentation_actix_web::RequestTracing::new())
             .wrap(

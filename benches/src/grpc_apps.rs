@@ -19,9 +19,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
-use otel_core::propagation::W3cPropagator;
-use otel_core::Instrumentation;
-use otel_grpc::{GrpcClientLayer, GrpcClientService, GrpcServerLayer};
+use otelrs_core::propagation::W3cPropagator;
+use otelrs_core::Instrumentation;
+use otelrs_grpc::{GrpcClientLayer, GrpcClientService, GrpcServerLayer};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Response, Status};
@@ -249,7 +249,7 @@ impl Sdk {
         opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     }
 
-    /// The `Instrumentation` for otel-grpc with explicit providers.
+    /// The `Instrumentation` for otelrs-grpc with explicit providers.
     pub fn instrumentation(&self) -> Instrumentation {
         Instrumentation::new()
             .with_tracer_provider(self.tracer_provider.clone())
@@ -295,7 +295,7 @@ impl Sdk {
 pub enum Variant {
     /// No instrumentation.
     Bare,
-    /// `otel_grpc::GrpcServerLayer` on the server and `otel_grpc::GrpcClientLayer` on the client
+    /// `otelrs_grpc::GrpcServerLayer` on the server and `otelrs_grpc::GrpcClientLayer` on the client
     /// channel, explicit providers (spans and `rpc.{server,client}.call.duration`).
     OtelGrpc,
     /// `tonic-tracing-opentelemetry` 0.42 server and client `OtelGrpcLayer`s (spans through
@@ -311,7 +311,7 @@ impl Variant {
     pub fn label(self) -> &'static str {
         match self {
             Variant::Bare => "bare tonic",
-            Variant::OtelGrpc => "otel-grpc",
+            Variant::OtelGrpc => "otelrs-grpc",
             Variant::TonicTracingOpentelemetry => "tonic-tracing-opentelemetry",
         }
     }
@@ -320,7 +320,7 @@ impl Variant {
     pub fn name(self) -> &'static str {
         match self {
             Variant::Bare => "bare",
-            Variant::OtelGrpc => "otel-grpc",
+            Variant::OtelGrpc => "otelrs-grpc",
             Variant::TonicTracingOpentelemetry => "tonic-tracing-opentelemetry",
         }
     }

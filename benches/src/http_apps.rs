@@ -11,8 +11,8 @@ use http_body_util::BodyExt;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use otel_core::propagation::W3cPropagator;
-use otel_core::Instrumentation;
+use otelrs_core::propagation::W3cPropagator;
+use otelrs_core::Instrumentation;
 use tower::ServiceExt;
 use tracing_subscriber::Layer as _;
 
@@ -58,7 +58,7 @@ impl Sdk {
         opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     }
 
-    /// The `Instrumentation` for otel-http with explicit providers.
+    /// The `Instrumentation` for otelrs-http with explicit providers.
     pub fn instrumentation(&self) -> Instrumentation {
         Instrumentation::new()
             .with_tracer_provider(self.tracer_provider.clone())
@@ -88,9 +88,9 @@ impl Sdk {
 pub enum Variant {
     /// No instrumentation.
     Bare,
-    /// `otel_http::HttpServerLayer` with explicit providers.
+    /// `otelrs_http::HttpServerLayer` with explicit providers.
     OtelHttp,
-    /// `otel_http::HttpServerLayer` reading the globals.
+    /// `otelrs_http::HttpServerLayer` reading the globals.
     OtelHttpGlobals,
     /// `opentelemetry-instrumentation-tower` 0.19 (spans and metrics).
     InstrumentationTower,
@@ -105,8 +105,8 @@ impl Variant {
     pub fn label(self) -> &'static str {
         match self {
             Variant::Bare => "bare axum",
-            Variant::OtelHttp => "otel-http",
-            Variant::OtelHttpGlobals => "otel-http (globals)",
+            Variant::OtelHttp => "otelrs-http",
+            Variant::OtelHttpGlobals => "otelrs-http (globals)",
             Variant::InstrumentationTower => "opentelemetry-instrumentation-tower",
             Variant::InstrumentationTowerMetricsOnly => "opentelemetry-instrumentation-tower (metrics only)",
             Variant::AxumTracingOpentelemetry => "axum-tracing-opentelemetry",
@@ -131,8 +131,10 @@ pub fn router(variant: Variant, sdk: &Sdk) -> Router {
 fn layered(variant: Variant, sdk: &Sdk) -> Router {
     match variant {
         Variant::Bare => app(),
-        Variant::OtelHttp => app().layer(otel_http::HttpServerLayer::with_instrumentation(sdk.instrumentation())),
-        Variant::OtelHttpGlobals => app().layer(otel_http::HttpServerLayer::new()),
+        Variant::OtelHttp => app().layer(otelrs_http::HttpServerLayer::with_instrumentation(
+            sdk.instrumentation(),
+        )),
+        Variant::OtelHttpGlobals => app().layer(otelrs_http::HttpServerLayer::new()),
         Variant::InstrumentationTower | Variant::InstrumentationTowerMetricsOnly => {
             let layer = opentelemetry_instrumentation_tower::http::server::LayerBuilder::builder()
                 .with_tracing(variant == Variant::InstrumentationTower)

@@ -3,7 +3,7 @@
 use benches::{allocations_per_call, headers};
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context;
-use otel_core::propagation::{W3cPropagator, W3cTraceContextPropagator};
+use otelrs_core::propagation::{W3cPropagator, W3cTraceContextPropagator};
 
 #[test]
 fn extracting_a_traceparent_does_not_allocate() {

@@ -1,4 +1,4 @@
-//! Quickstart: an actix-web app wrapped in otel-http's `HttpServerMiddleware`, served on
+//! Quickstart: an actix-web app wrapped in otelrs-http's `HttpServerMiddleware`, served on
 //! 127.0.0.1:3000. Each request becomes a `SERVER` span named `{method} {http.route}` and records
 //! `http.server.request.duration`; both are printed to the console until you press Ctrl-C.
 //!
@@ -8,8 +8,8 @@
 //! ```
 
 use actix_web::{web, App, HttpServer};
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_http::actix::HttpServerMiddleware;
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_http::actix::HttpServerMiddleware;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // actix-web runs on its own (Tokio-based) system; the server stops on Ctrl-C.

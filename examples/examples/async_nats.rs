@@ -1,4 +1,4 @@
-//! Quickstart: otel-mq's NATS instrumentation for async-nats. `Nats::publish` makes a `PRODUCER`
+//! Quickstart: otelrs-mq's NATS instrumentation for async-nats. `Nats::publish` makes a `PRODUCER`
 //! span `send {subject}` and injects its context into the NATS headers; `Nats::process` runs the
 //! handler under a `CONSUMER` span `process {subject}` linked to it. With JetStream, the send span
 //! ends at the stream's ack and `Nats::ack` is a `CLIENT` span `ack {subject}`. Spans and
@@ -18,8 +18,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer};
 use async_nats::{HeaderMap, ServerAddr};
 use futures_util::StreamExt;
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_mq::nats::Nats;
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_mq::nats::Nats;
 
 #[tokio::main]
 async fn main() -> Result<(), async_nats::Error> {

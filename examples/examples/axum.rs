@@ -1,4 +1,4 @@
-//! Quickstart: an axum `Router` behind otel-http's `HttpServerLayer`, served on 127.0.0.1:3000.
+//! Quickstart: an axum `Router` behind otelrs-http's `HttpServerLayer`, served on 127.0.0.1:3000.
 //! Each request becomes a `SERVER` span named `{method} {http.route}` and records
 //! `http.server.request.duration`; both are printed to the console until you press Ctrl-C.
 //!
@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use axum::extract::Path;
 use axum::routing::get;
 use axum::Router;
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_http::HttpServerLayer;
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_http::HttpServerLayer;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,4 +1,4 @@
-//! Quickstart: hyper-util's legacy `Client` wrapped in otel-http's `HttpClientLayer` (any tower
+//! Quickstart: hyper-util's legacy `Client` wrapped in otelrs-http's `HttpClientLayer` (any tower
 //! `Service<http::Request<B>>` works). The request becomes a `CLIENT` span, its context goes out
 //! in the `traceparent` header, and `http.client.request.duration` is recorded; both are printed
 //! to the console.
@@ -12,8 +12,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_http::HttpClientLayer;
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_http::HttpClientLayer;
 use tower::{ServiceBuilder, ServiceExt};
 
 #[tokio::main]

@@ -1,4 +1,4 @@
-//! Quickstart: otel-mq's RabbitMQ instrumentation for lapin. A publish through the traced channel
+//! Quickstart: otelrs-mq's RabbitMQ instrumentation for lapin. A publish through the traced channel
 //! is a `PRODUCER` span `publish {queue}`, ended by the publisher confirm, whose context travels in
 //! the message headers; `process` runs the handler under a `CONSUMER` span `process {queue}` linked
 //! to it, and `ack` is a `CLIENT` span `ack {queue}` under that. Spans and messaging metrics are
@@ -19,8 +19,8 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_mq::rabbitmq::RabbitMq;
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_mq::rabbitmq::RabbitMq;
 
 const QUEUE: &str = "greetings";
 

@@ -1,4 +1,4 @@
-//! Quickstart: otel-mq's Kafka instrumentation for rdkafka, against rdkafka's in-process
+//! Quickstart: otelrs-mq's Kafka instrumentation for rdkafka, against rdkafka's in-process
 //! `MockCluster` so it runs anywhere. `Kafka::send` makes a `PRODUCER` span `send {topic}` and
 //! injects its context into the record headers; `Kafka::process` runs the handler under a
 //! `CONSUMER` span `process {topic}` linked to it. Spans and messaging metrics are printed to the
@@ -11,8 +11,8 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_mq::kafka::Kafka;
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_mq::kafka::Kafka;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;

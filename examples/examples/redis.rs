@@ -1,4 +1,4 @@
-//! Quickstart: otel-redis over a redis-rs multiplexed connection and over a deadpool-redis pool.
+//! Quickstart: otelrs-redis over a redis-rs multiplexed connection and over a deadpool-redis pool.
 //! Each command becomes a `CLIENT` span named by the command, with values masked in
 //! `db.query.text` (`SET greeting ?`), and records `db.client.operation.duration`; the pool also
 //! records the `db.client.connection.*` metrics (count, max, pending, wait/create/use time,
@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_redis::RedisInstrumentation;
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_redis::RedisInstrumentation;
 use redis::AsyncCommands;
 
 #[tokio::main]
@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("greeting = {greeting}");
 
     // The same through a deadpool-redis pool: `get()` hands out instrumented connections.
-    let pool = otel_redis::InstrumentedPool::builder(&deadpool_redis::Config::from_url(url.as_str()))
+    let pool = otelrs_redis::InstrumentedPool::builder(&deadpool_redis::Config::from_url(url.as_str()))
         .runtime(deadpool_redis::Runtime::Tokio1)
         .build(&redis_telemetry)?;
     let mut pooled = pool.get().await?; // records db.client.connection.wait_time

@@ -1,4 +1,4 @@
-//! Quickstart: a reqwest client with otel-http's `HttpClientMiddleware` (via reqwest-middleware).
+//! Quickstart: a reqwest client with otelrs-http's `HttpClientMiddleware` (via reqwest-middleware).
 //! The request becomes a `CLIENT` span, its context goes out in the `traceparent` header, and
 //! `http.client.request.duration` is recorded; both are printed to the console.
 //!
@@ -7,8 +7,8 @@
 //! cargo run -p examples --example reqwest -- http://127.0.0.1:3000/
 //! ```
 
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_http::reqwest::HttpClientMiddleware;
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_http::reqwest::HttpClientMiddleware;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,4 +1,4 @@
-//! Quickstart: otel-sql's `InstrumentedPool` over an in-memory SQLite database. Each query
+//! Quickstart: otelrs-sql's `InstrumentedPool` over an in-memory SQLite database. Each query
 //! (create table, insert, select) becomes a `CLIENT` span named after its operation and table,
 //! with the sanitised statement as `db.query.text`, and records `db.client.operation.duration`;
 //! both are printed to the console.
@@ -7,8 +7,8 @@
 //! cargo run -p examples --example sqlx
 //! ```
 
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 use sqlx::sqlite::SqlitePoolOptions;
 
 #[tokio::main]

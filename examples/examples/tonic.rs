@@ -1,4 +1,4 @@
-//! Quickstart: otel-grpc's `GrpcServerLayer` and `GrpcClientLayer` around a tonic service. The
+//! Quickstart: otelrs-grpc's `GrpcServerLayer` and `GrpcClientLayer` around a tonic service. The
 //! service is the standard `grpc.health.v1.Health` from tonic-health, so nothing needs `protoc`;
 //! a `tonic-build` generated service and client are wrapped exactly the same way. Each call makes
 //! a `CLIENT` span and, under it (the context travels in the request metadata), a `SERVER` span
@@ -9,8 +9,8 @@
 //! cargo run -p examples --example tonic
 //! ```
 
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_grpc::{GrpcClientLayer, GrpcServerLayer};
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_grpc::{GrpcClientLayer, GrpcServerLayer};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Endpoint, Server};
 use tonic_health::pb::health_client::HealthClient;

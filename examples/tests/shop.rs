@@ -113,7 +113,7 @@ fn assert_attr(o: &Outcome, s: &FinishedSpan, key: &str, expected: &str) {
     );
 }
 
-/// The `db.system.name` otel-sql should report for this database: for MySQL URLs, what the
+/// The `db.system.name` otelrs-sql should report for this database: for MySQL URLs, what the
 /// server says it is (`mariadb` or `mysql`).
 async fn expected_db_system(db: &DbBackend) -> &'static str {
     match db {

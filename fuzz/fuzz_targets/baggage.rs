@@ -13,8 +13,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otel_core::propagation::{W3cBaggagePropagator, BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS};
 use otel_rs_fuzz::{baggage_entries, sorted_members};
+use otelrs_core::propagation::{W3cBaggagePropagator, BAGGAGE_MAX_BYTES, BAGGAGE_MAX_MEMBERS};
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()

@@ -20,14 +20,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use libfuzzer_sys::fuzz_target;
-use otel_core::opentelemetry::baggage::{Baggage, BaggageExt, KeyValueMetadata};
-use otel_core::opentelemetry::propagation::TextMapPropagator;
-use otel_core::opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
-use otel_core::opentelemetry::Context;
-use otel_core::propagation::{
+use otel_rs_fuzz::{header_lines, propagated, Propagated};
+use otelrs_core::opentelemetry::baggage::{Baggage, BaggageExt, KeyValueMetadata};
+use otelrs_core::opentelemetry::propagation::TextMapPropagator;
+use otelrs_core::opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use otelrs_core::opentelemetry::Context;
+use otelrs_core::propagation::{
     parse_traceparent, MessageExtractor, MessageHeaders, MessageHeadersMut, MessageInjector, W3cPropagator,
 };
-use otel_rs_fuzz::{header_lines, propagated, Propagated};
 
 fuzz_target!(|data: &[u8]| {
     let entries: Vec<(String, Vec<u8>)> = header_lines(data, b"traceparent")

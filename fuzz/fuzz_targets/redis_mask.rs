@@ -3,7 +3,7 @@
 //! Input: a Redis command, its arguments separated by spaces (`SET user:1 hunter2`), or, when the
 //! input starts with a NUL byte, by NUL bytes (so arguments can hold spaces and any other byte).
 //!
-//! Properties of `otel_redis::mask_command` / `operation_name`:
+//! Properties of `otelrs_redis::mask_command` / `operation_name`:
 //! * no panic; the operation name is `_OTHER` or a non-empty token of at most 129 bytes, and the
 //!   masked text starts with it; the masked text is ASCII (kept bytes are escaped) and at most the
 //!   escaped size of the input;
@@ -16,7 +16,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use otel_redis::{mask_command, operation_name, OPERATION_OTHER};
+use otelrs_redis::{mask_command, operation_name, OPERATION_OTHER};
 
 const MARKER: &[u8] = b"SeCrEt";
 

@@ -22,7 +22,7 @@
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use otel_sql::sanitize::{analyze, Dialect, SanitizeOptions, MAX_SUMMARY_LEN};
+use otelrs_sql::sanitize::{analyze, Dialect, SanitizeOptions, MAX_SUMMARY_LEN};
 
 const DIALECTS: [Dialect; 4] = [Dialect::PostgreSql, Dialect::MySql, Dialect::Sqlite, Dialect::Generic];
 
@@ -55,7 +55,7 @@ fn raw(data: &[u8]) {
                 );
             }
             let default = analyze(&sql, &options);
-            assert!(default.sanitized.len() <= otel_sql::sanitize::DEFAULT_MAX_TEXT_LEN);
+            assert!(default.sanitized.len() <= otelrs_sql::sanitize::DEFAULT_MAX_TEXT_LEN);
             assert!(full.sanitized.starts_with(&default.sanitized));
             let capped = analyze(&sql, &options.with_max_len(cap));
             assert!(capped.sanitized.len() <= cap, "{} > {cap}", capped.sanitized.len());

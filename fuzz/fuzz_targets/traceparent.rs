@@ -20,14 +20,14 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use otel_core::opentelemetry::propagation::TextMapPropagator;
-use otel_core::opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceId, TraceState};
-use otel_core::opentelemetry::Context;
-use otel_core::propagation::{
+use otel_rs_fuzz::{header_lines, propagated, trim_ows, Propagated};
+use otelrs_core::opentelemetry::propagation::TextMapPropagator;
+use otelrs_core::opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceId, TraceState};
+use otelrs_core::opentelemetry::Context;
+use otelrs_core::propagation::{
     format_traceparent, parse_traceparent, parse_traceparent_bytes, HeaderExtractor, HeaderInjector, W3cPropagator,
     W3cTraceContextPropagator,
 };
-use otel_rs_fuzz::{header_lines, propagated, trim_ows, Propagated};
 
 fuzz_target!(|data: &[u8]| {
     check_parser(data);

@@ -14,10 +14,10 @@
 
 use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use otel_core::opentelemetry::propagation::TextMapPropagator;
-use otel_core::opentelemetry::trace::{SpanContext, TraceContextExt};
-use otel_core::opentelemetry::Context;
-use otel_core::propagation::{
+use otelrs_core::opentelemetry::propagation::TextMapPropagator;
+use otelrs_core::opentelemetry::trace::{SpanContext, TraceContextExt};
+use otelrs_core::opentelemetry::Context;
+use otelrs_core::propagation::{
     is_valid_tracestate_key, is_valid_tracestate_value, VerbatimTraceState, W3cTraceContextPropagator,
 };
 use std::collections::{HashMap, HashSet};

@@ -2,10 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use otel_core::opentelemetry::baggage::BaggageExt;
-use otel_core::opentelemetry::propagation::TextMapPropagator;
-use otel_core::opentelemetry::Context;
-use otel_core::propagation::W3cPropagator;
+use otelrs_core::opentelemetry::baggage::BaggageExt;
+use otelrs_core::opentelemetry::propagation::TextMapPropagator;
+use otelrs_core::opentelemetry::Context;
+use otelrs_core::propagation::W3cPropagator;
 
 /// Splits fuzz input into header lines, one per `\n`: `name:value` (at most one space after the
 /// colon is dropped), or, for a line without a colon, `(bare_name, line)`.
@@ -45,7 +45,7 @@ pub fn propagated(cx: &Context) -> Propagated {
 }
 
 /// The entries of a baggage as a sorted map (`Baggage` iterates in hash order).
-pub fn baggage_entries(b: &otel_core::opentelemetry::baggage::Baggage) -> BTreeMap<String, (String, String)> {
+pub fn baggage_entries(b: &otelrs_core::opentelemetry::baggage::Baggage) -> BTreeMap<String, (String, String)> {
     b.iter()
         .map(|(k, (v, m))| (k.as_str().to_owned(), (v.as_str().to_owned(), m.as_str().to_owned())))
         .collect()

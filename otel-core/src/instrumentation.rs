@@ -26,14 +26,14 @@ use crate::propagation::{HeaderExtractor, HeaderInjector, W3cPropagator};
 /// Cloning is cheap (reference counts only).
 ///
 /// ```
-/// use otel_core::Instrumentation;
+/// use otelrs_core::Instrumentation;
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
 /// use opentelemetry_sdk::metrics::SdkMeterProvider;
 ///
 /// let instrumentation = Instrumentation::new()
 ///     .with_tracer_provider(SdkTracerProvider::builder().build())
 ///     .with_meter_provider(SdkMeterProvider::builder().build())
-///     .with_propagator(otel_core::propagation::W3cPropagator::default());
+///     .with_propagator(otelrs_core::propagation::W3cPropagator::default());
 /// let scope = Instrumentation::scope("my-adapter", "1.0.0");
 /// let _tracer = instrumentation.tracer(scope.clone());
 /// let _meter = instrumentation.meter(scope);
@@ -45,7 +45,7 @@ use crate::propagation::{HeaderExtractor, HeaderInjector, W3cPropagator};
 /// semver-incompatible `opentelemetry` version (say 0.32 next to this family's 0.33), each version
 /// has its own separate globals: a provider installed through one is invisible to code built on
 /// the other, and spans silently go nowhere. Use the crates re-exported from [`crate`]
-/// (`otel_core::opentelemetry`, `otel_core::opentelemetry_sdk`) to stay on the family's version.
+/// (`otelrs_core::opentelemetry`, `otelrs_core::opentelemetry_sdk`) to stay on the family's version.
 #[derive(Clone, Default)]
 pub struct Instrumentation {
     tracer_provider: Option<TracerProviderSlot>,

@@ -2,7 +2,7 @@
 //! with the right name, unit and description.
 //!
 //! ```
-//! use otel_core::instruments;
+//! use otelrs_core::instruments;
 //! use opentelemetry::metrics::MeterProvider;
 //! use opentelemetry_semantic_conventions::metric;
 //!
@@ -338,7 +338,7 @@ pub struct LastBound<I: Bindable<T>, K, T> {
 /// A thread-local slot holding a thread's [`LastBound`]; declare one per key type:
 ///
 /// ```
-/// use otel_core::instruments::LastBoundSlot;
+/// use otelrs_core::instruments::LastBoundSlot;
 /// thread_local! {
 ///     static LAST: LastBoundSlot<opentelemetry::metrics::Histogram<f64>, (u16, &'static str), f64> =
 ///         const { std::cell::RefCell::new(None) };

@@ -1,7 +1,7 @@
-//! # otel-core
+//! # otelrs-core
 //!
-//! The shared conventions core of the `otel-*` OpenTelemetry instrumentation family. Adapters
-//! (`otel-http`, `otel-grpc`, `otel-sql`, `otel-redis`, `otel-mq`) are thin translations on top of
+//! The shared conventions core of the `otelrs-*` OpenTelemetry instrumentation family. Adapters
+//! (`otelrs-http`, `otelrs-grpc`, `otelrs-sql`, `otelrs-redis`, `otelrs-mq`) are thin translations on top of
 //! it; it has no web, gRPC, SQL or broker dependency.
 //!
 //! | Module | What it gives |
@@ -26,8 +26,8 @@
 //! ## Quick start
 //!
 //! ```
-//! use otel_core::Instrumentation;
-//! use otel_core::propagation::W3cPropagator;
+//! use otelrs_core::Instrumentation;
+//! use otelrs_core::propagation::W3cPropagator;
 //! use opentelemetry::trace::{Span as _, Tracer as _};
 //!
 //! // Adapters take an `Instrumentation`; unset parts fall back to the globals.

@@ -2,13 +2,13 @@
 //! helpers. Every adapter's tests use these.
 //!
 //! ```
-//! use otel_core::testing::{SpanDataExt, TestTelemetry};
+//! use otelrs_core::testing::{SpanDataExt, TestTelemetry};
 //! use opentelemetry::trace::{SpanKind, Status, Tracer as _, Span as _};
 //! use opentelemetry::KeyValue;
 //!
 //! let telemetry = TestTelemetry::new();
 //! let inst = telemetry.instrumentation();
-//! let tracer = inst.tracer(otel_core::Instrumentation::scope("doc", "0"));
+//! let tracer = inst.tracer(otelrs_core::Instrumentation::scope("doc", "0"));
 //! let mut span = tracer
 //!     .span_builder("GET /users/{id}")
 //!     .with_kind(SpanKind::Server)
@@ -22,7 +22,7 @@
 //!     .assert_attr("http.response.status_code", 200i64)
 //!     .assert_root();
 //!
-//! let meter = inst.meter(otel_core::Instrumentation::scope("doc", "0"));
+//! let meter = inst.meter(otelrs_core::Instrumentation::scope("doc", "0"));
 //! meter.u64_counter("things").build().add(3, &[KeyValue::new("k", "v")]);
 //! let metrics = telemetry.metrics();
 //! assert_eq!(metrics.sum_u64("things", &[KeyValue::new("k", "v")]), Some(3));

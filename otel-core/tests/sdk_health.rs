@@ -11,7 +11,9 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use otel_core::sdk::{BatchConfig, Exporter, OtlpProtocol, RetryPolicy, SdkBuilder, SdkConfig, Signal, TelemetryGuard};
+use otelrs_core::sdk::{
+    BatchConfig, Exporter, OtlpProtocol, RetryPolicy, SdkBuilder, SdkConfig, Signal, TelemetryGuard,
+};
 use otlp_receiver::{Failure, Receiver, ReceiverOptions, Transport};
 
 /// A span exporter that holds every export until released.
@@ -292,7 +294,7 @@ fn losses_are_reported_on_stderr_when_no_tracing_subscriber_is_installed() {
         .expect("run the child test");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "child failed: {stderr}");
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("otel-core: ")).collect();
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("otelrs-core: ")).collect();
     assert_eq!(warnings.len(), 1, "one warning, no repeats within the minute: {stderr}");
     assert!(warnings[0].contains("telemetry is being lost"), "{stderr}");
     assert!(warnings[0].contains("5 dropped (queue full)"), "{stderr}");

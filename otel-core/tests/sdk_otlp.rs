@@ -13,8 +13,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use otel_core::sdk::{Exporter, OtlpProtocol, SdkBuilder, SdkConfig};
-use otel_core::Instrumentation;
+use otelrs_core::sdk::{Exporter, OtlpProtocol, SdkBuilder, SdkConfig};
+use otelrs_core::Instrumentation;
 use prost::Message;
 
 #[derive(Clone, Debug)]
@@ -153,8 +153,8 @@ fn guard_flushes_traces_metrics_and_logs_to_an_otlp_http_receiver() {
         let _attached = cx.clone().attach();
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(order_id = 42, "payment declined");
-            otel_core::status::emit_exception(
-                otel_core::status::ExceptionEvent::HttpServer,
+            otelrs_core::status::emit_exception(
+                otelrs_core::status::ExceptionEvent::HttpServer,
                 "timeout",
                 "upstream timed out",
             );
@@ -343,7 +343,7 @@ fn unused_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn busy_app(guard: &otel_core::sdk::TelemetryGuard) -> Duration {
+fn busy_app(guard: &otelrs_core::sdk::TelemetryGuard) -> Duration {
     let tracer = guard.instrumentation().tracer(Instrumentation::scope("busy", "0"));
     let start = Instant::now();
     for i in 0..5_000 {

@@ -11,8 +11,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use otel_core::sdk::{OtlpProtocol, SdkBuilder, SdkConfig};
-use otel_core::Instrumentation;
+use otelrs_core::sdk::{OtlpProtocol, SdkBuilder, SdkConfig};
+use otelrs_core::Instrumentation;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 

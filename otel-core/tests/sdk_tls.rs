@@ -6,7 +6,7 @@ use std::time::Duration;
 use opentelemetry::logs::{LogRecord as _, Logger as _, LoggerProvider as _};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-use otel_core::sdk::{Exporter, OtlpProtocol, SdkBuilder, SdkConfig, SdkError, Signal, TelemetryGuard};
+use otelrs_core::sdk::{Exporter, OtlpProtocol, SdkBuilder, SdkConfig, SdkError, Signal, TelemetryGuard};
 use otlp_receiver::{Counts, Pki, Receiver, ReceiverOptions, ServerTls, Transport};
 
 fn protocol(t: Transport) -> OtlpProtocol {

@@ -18,7 +18,7 @@ use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_semantic_conventions::attribute::{
     RPC_METHOD, RPC_METHOD_ORIGINAL, RPC_RESPONSE_STATUS_CODE, RPC_SYSTEM_NAME,
 };
-use otel_core::status::{grpc_code_is_error, grpc_code_name, record_failure_ref};
+use otelrs_core::status::{grpc_code_is_error, grpc_code_name, record_failure_ref};
 use pin_project_lite::pin_project;
 
 use crate::attributes::{

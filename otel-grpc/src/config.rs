@@ -8,8 +8,8 @@ use std::time::Duration;
 use opentelemetry::metrics::Histogram;
 use opentelemetry_semantic_conventions::attribute::{RPC_REQUEST_METADATA, RPC_RESPONSE_METADATA};
 use opentelemetry_semantic_conventions::metric::{RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION};
-use otel_core::instruments::{duration_histogram, BoundInstruments, RPC_DURATION_BUCKETS};
-use otel_core::Instrumentation;
+use otelrs_core::instruments::{duration_histogram, BoundInstruments, RPC_DURATION_BUCKETS};
+use otelrs_core::Instrumentation;
 
 use crate::attributes::{
     captured_keys, opt_in_requests_rpc_dup, parse_target, CapturedKey, ServerAddress, OLD_RPC_CLIENT_DURATION,
@@ -56,9 +56,9 @@ pub type Filter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 /// reflection (`grpc.reflection.*`), instruments everything else.
 ///
 /// ```
-/// assert!(!otel_grpc::skip_health_and_reflection("/grpc.health.v1.Health/Check"));
-/// assert!(!otel_grpc::skip_health_and_reflection("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
-/// assert!(otel_grpc::skip_health_and_reflection("/shop.v1.Orders/Get"));
+/// assert!(!otelrs_grpc::skip_health_and_reflection("/grpc.health.v1.Health/Check"));
+/// assert!(!otelrs_grpc::skip_health_and_reflection("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
+/// assert!(otelrs_grpc::skip_health_and_reflection("/shop.v1.Orders/Get"));
 /// ```
 pub fn skip_health_and_reflection(path: &str) -> bool {
     !(path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection."))
@@ -116,7 +116,7 @@ pub(crate) struct DurationKey {
 pub(crate) struct Shared {
     pub(crate) role: Role,
     pub(crate) instrumentation: Instrumentation,
-    pub(crate) tracer: otel_core::Tracer,
+    pub(crate) tracer: otelrs_core::Tracer,
     /// `rpc.{server,client}.call.duration`, recorded through handles bound per
     /// [`DurationKey`]: no per-call attribute hashing and sorting by the SDK.
     pub(crate) duration: BoundInstruments<Histogram<f64>, DurationKey, f64>,
@@ -128,7 +128,7 @@ pub(crate) struct Shared {
     pub(crate) server_timeout: Option<Duration>,
     pub(crate) target: Option<ServerAddress>,
     /// Span names (`package.Service/Method`) interned as `&'static str`, bounded.
-    pub(crate) names: otel_core::intern::Interner<&'static str>,
+    pub(crate) names: otelrs_core::intern::Interner<&'static str>,
 }
 
 /// How many distinct method names are interned per layer.
@@ -178,13 +178,13 @@ impl Shared {
             known_services: options.known_services.clone(),
             server_timeout: options.server_timeout,
             target: options.target.as_deref().map(parse_target),
-            names: otel_core::intern::Interner::new(NAME_CAPACITY),
+            names: otelrs_core::intern::Interner::new(NAME_CAPACITY),
         }
     }
 
     /// The span name for a recognised method, without allocating once the method was seen.
     pub(crate) fn span_name(&self, full_method: &str) -> std::borrow::Cow<'static, str> {
-        otel_core::intern::static_name(&self.names, &[full_method])
+        otelrs_core::intern::static_name(&self.names, &[full_method])
     }
 
     pub(crate) fn dup(&self) -> bool {

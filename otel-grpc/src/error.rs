@@ -5,7 +5,7 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::error::Error;
 
-use otel_core::status::io_error_type;
+use otelrs_core::status::io_error_type;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -62,7 +62,7 @@ pub(crate) fn is_timeout_expired<E: 'static>(err: &E) -> bool {
 ///
 /// | Value | When |
 /// | --- | --- |
-/// | `timeout`, `connection_refused`, `connection_reset`, `broken_pipe`, ... | an `std::io::Error` in the source chain, by kind (see `otel_core::status::io_error_type`) |
+/// | `timeout`, `connection_refused`, `connection_reset`, `broken_pipe`, ... | an `std::io::Error` in the source chain, by kind (see `otelrs_core::status::io_error_type`) |
 /// | `timeout` | a `tonic::TimeoutExpired` in the chain (`Endpoint::timeout`) |
 /// | `connect` | a `tonic::ConnectError` without an I/O cause |
 /// | `fallback` | anything else (`transport` for service errors, `body_error` for body errors) |

@@ -1,8 +1,8 @@
-//! # otel-grpc
+//! # otelrs-grpc
 //!
 //! OpenTelemetry instrumentation for [tonic](https://docs.rs/tonic) 0.14 gRPC servers and
 //! clients, built directly on `opentelemetry` 0.33 and the family's shared core
-//! ([`otel_core`]). It follows the RPC semantic conventions v1.42 (the version
+//! ([`otelrs_core`]). It follows the RPC semantic conventions v1.42 (the version
 //! `opentelemetry-semantic-conventions` 0.33 tracks).
 //!
 //! Quickstart, server and client: [`examples/examples/tonic.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/tonic.rs) (`cargo run -p examples --example tonic`).
@@ -19,8 +19,8 @@
 //! ## Server
 //!
 //! ```no_run
-//! use otel_grpc::{GrpcServerLayer, skip_health_and_reflection};
-//! # async fn run(instrumentation: otel_core::Instrumentation) -> Result<(), Box<dyn std::error::Error>> {
+//! use otelrs_grpc::{GrpcServerLayer, skip_health_and_reflection};
+//! # async fn run(instrumentation: otelrs_core::Instrumentation) -> Result<(), Box<dyn std::error::Error>> {
 //! # let (_, health) = tonic_health::server::health_reporter();
 //! tonic::transport::Server::builder()
 //!     .layer(
@@ -38,7 +38,7 @@
 //! ## Client
 //!
 //! ```no_run
-//! use otel_grpc::GrpcClientLayer;
+//! use otelrs_grpc::GrpcClientLayer;
 //! use tonic::transport::Endpoint;
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let endpoint = Endpoint::from_static("http://127.0.0.1:50051");
@@ -57,7 +57,7 @@
 //! # #[tokio::main] async fn main() {
 //! let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
 //! let mut client =
-//!     tonic_health::pb::health_client::HealthClient::with_interceptor(channel, otel_grpc::propagate_context);
+//!     tonic_health::pb::health_client::HealthClient::with_interceptor(channel, otelrs_grpc::propagate_context);
 //! # let _ = &mut client;
 //! # }
 //! ```
@@ -78,7 +78,7 @@
 //! | `network.peer.address`, `network.peer.port` | — | from tonic's `TcpConnectInfo` (feature `transport`) |
 //! | `rpc.request.metadata.<key>`, `rpc.response.metadata.<key>` (string arrays) | opt-in, configured keys only | same |
 //!
-//! Metrics (`s`, bucket advice [`otel_core::instruments::RPC_DURATION_BUCKETS`]):
+//! Metrics (`s`, bucket advice [`otelrs_core::instruments::RPC_DURATION_BUCKETS`]):
 //! `rpc.server.call.duration` with `rpc.system.name`, `rpc.method`, `rpc.response.status_code`
 //! and `error.type` (iff failed) — `server.*` are Opt-In there and not emitted;
 //! `rpc.client.call.duration` with the same plus `server.address` and `server.port`.

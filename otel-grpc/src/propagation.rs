@@ -4,7 +4,7 @@
 
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::Context;
-use otel_core::Instrumentation;
+use otelrs_core::Instrumentation;
 use tonic::metadata::{KeyRef, MetadataKey, MetadataMap, MetadataValue};
 
 /// Writes propagation fields into a tonic [`MetadataMap`], replacing any previous value.
@@ -68,8 +68,8 @@ impl Extractor for MetadataExtractor<'_> {
 /// use tonic::service::interceptor::InterceptedService;
 ///
 /// let channel = tonic::transport::Endpoint::from_static("http://[::1]:50051").connect_lazy();
-/// // A generated client takes it as `GreeterClient::with_interceptor(channel, otel_grpc::propagate_context)`.
-/// let service = InterceptedService::new(channel, otel_grpc::propagate_context);
+/// // A generated client takes it as `GreeterClient::with_interceptor(channel, otelrs_grpc::propagate_context)`.
+/// let service = InterceptedService::new(channel, otelrs_grpc::propagate_context);
 /// # let _ = service;
 /// # }
 /// ```
@@ -110,8 +110,8 @@ impl tonic::service::Interceptor for PropagationInterceptor {
 ///
 /// let mut request = tonic::Request::new(());
 /// request.metadata_mut().insert("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".parse().unwrap());
-/// let parent = otel_grpc::extract_context_with(&otel_core::Instrumentation::new()
-///     .with_propagator(otel_core::propagation::W3cPropagator::default()), request.metadata());
+/// let parent = otelrs_grpc::extract_context_with(&otelrs_core::Instrumentation::new()
+///     .with_propagator(otelrs_core::propagation::W3cPropagator::default()), request.metadata());
 /// assert!(parent.span().span_context().is_remote());
 /// ```
 pub fn extract_context(metadata: &MetadataMap) -> Context {
@@ -127,7 +127,7 @@ pub fn extract_context_with(instrumentation: &Instrumentation, metadata: &Metada
 mod tests {
     use super::*;
     use opentelemetry::trace::TraceContextExt;
-    use otel_core::propagation::W3cPropagator;
+    use otelrs_core::propagation::W3cPropagator;
     use tonic::service::Interceptor;
 
     const TP: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";

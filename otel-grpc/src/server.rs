@@ -13,7 +13,7 @@ use opentelemetry::context::{FutureExt as _, WithContext};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute::{RPC_METHOD, RPC_METHOD_ORIGINAL, RPC_SYSTEM_NAME};
-use otel_core::Instrumentation;
+use otelrs_core::Instrumentation;
 use tower_layer::Layer;
 use tower_service::Service;
 

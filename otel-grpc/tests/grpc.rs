@@ -1,4 +1,4 @@
-//! Real tonic server and client over 127.0.0.1, instrumented with otel-grpc's layers.
+//! Real tonic server and client over 127.0.0.1, instrumented with otelrs-grpc's layers.
 
 mod common;
 
@@ -8,8 +8,8 @@ use common::*;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry::{Array, KeyValue, Value};
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_grpc::{skip_health_and_reflection, GrpcClientLayer, GrpcServerLayer, PropagationInterceptor, SemconvMode};
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_grpc::{skip_health_and_reflection, GrpcClientLayer, GrpcServerLayer, PropagationInterceptor, SemconvMode};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -102,7 +102,7 @@ async fn unary_ok_records_spans_metrics_and_parentage() {
     s.assert_status(&Status::Unset)
         .assert_parent_ids(c.span_context.trace_id(), c.span_context.span_id());
     assert_server_attrs(&s, &server_span_attrs(&server, UNARY, "OK"));
-    assert_eq!(s.instrumentation_scope.name(), "otel-grpc");
+    assert_eq!(s.instrumentation_scope.name(), "otelrs-grpc");
     assert_eq!(
         s.instrumentation_scope.schema_url(),
         Some("https://opentelemetry.io/schemas/1.42.0")
@@ -116,7 +116,7 @@ async fn unary_ok_records_spans_metrics_and_parentage() {
     );
     let p = m.assert_histogram_point(SERVER_DURATION, &server_point(UNARY, "OK", None));
     assert_eq!(p.count, 1);
-    assert_eq!(p.bounds, otel_core::instruments::RPC_DURATION_BUCKETS.to_vec());
+    assert_eq!(p.bounds, otelrs_core::instruments::RPC_DURATION_BUCKETS.to_vec());
     assert_eq!(m.histogram(SERVER_DURATION).len(), 1);
     assert!(m.metric("rpc.server.duration").is_none(), "old metric only in dup mode");
 

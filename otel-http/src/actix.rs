@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! use actix_web::{web, App, HttpServer};
-//! use otel_http::actix::HttpServerMiddleware;
+//! use otelrs_http::actix::HttpServerMiddleware;
 //!
 //! # async fn run() -> std::io::Result<()> {
 //! HttpServer::new(|| {
@@ -91,7 +91,7 @@ impl HttpServerMiddleware {
 
     /// A middleware using the providers and propagator of `instrumentation` (globals for what it
     /// does not set).
-    pub fn with_instrumentation(instrumentation: otel_core::Instrumentation) -> Self {
+    pub fn with_instrumentation(instrumentation: otelrs_core::Instrumentation) -> Self {
         HttpServerLayer::with_instrumentation(instrumentation).into()
     }
 

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::error::Error;
 use std::io;
 
-use otel_core::status::io_error_type;
+use otelrs_core::status::io_error_type;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 

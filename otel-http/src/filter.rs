@@ -5,7 +5,7 @@
 //! filters; combine the helpers to exclude endpoints:
 //!
 //! ```
-//! use otel_http::Filter;
+//! use otelrs_http::Filter;
 //!
 //! // Everything except health checks and the metrics scrape endpoint, and no OPTIONS.
 //! let filter = Filter::path("/healthz")

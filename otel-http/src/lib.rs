@@ -1,8 +1,8 @@
-//! # otel-http
+//! # otelrs-http
 //!
 //! OpenTelemetry instrumentation for HTTP servers and clients built on tower (axum, hyper,
 //! hyper-util), actix-web and reqwest, following semantic conventions 1.42 (`opentelemetry` 0.33) on top of
-//! [`otel_core`].
+//! [`otelrs_core`].
 //!
 //! Quickstarts: [`axum`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/axum.rs), [`actix_web`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/actix_web.rs),
 //! [`hyper_client`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/hyper_client.rs), [`reqwest`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/reqwest.rs)
@@ -31,8 +31,8 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use otel_core::testing::{SpanDataExt, TestTelemetry};
-//! use otel_http::HttpServerLayer;
+//! use otelrs_core::testing::{SpanDataExt, TestTelemetry};
+//! use otelrs_http::HttpServerLayer;
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -68,8 +68,8 @@
 //! ```
 //! use bytes::Bytes;
 //! use http_body_util::Full;
-//! use otel_core::testing::{SpanDataExt, TestTelemetry};
-//! use otel_http::{HttpClientLayer, UrlTemplate};
+//! use otelrs_core::testing::{SpanDataExt, TestTelemetry};
+//! use otelrs_http::{HttpClientLayer, UrlTemplate};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -104,7 +104,7 @@
 //! use http_body_util::Full;
 //! use hyper_util::client::legacy::Client;
 //! use hyper_util::rt::TokioExecutor;
-//! use otel_http::HttpClientLayer;
+//! use otelrs_http::HttpClientLayer;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -123,7 +123,7 @@
 //! # #[cfg(feature = "actix-web")]
 //! # async fn run() -> std::io::Result<()> {
 //! use actix_web::{web, App, HttpServer};
-//! use otel_http::actix::HttpServerMiddleware;
+//! use otelrs_http::actix::HttpServerMiddleware;
 //!
 //! HttpServer::new(|| {
 //!     App::new()
@@ -142,8 +142,8 @@
 //! ```no_run
 //! # #[cfg(feature = "reqwest")]
 //! # async fn run() -> Result<(), reqwest_middleware::Error> {
-//! use otel_http::reqwest::HttpClientMiddleware;
-//! use otel_http::UrlTemplate;
+//! use otelrs_http::reqwest::HttpClientMiddleware;
+//! use otelrs_http::UrlTemplate;
 //!
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 //!     .with(HttpClientMiddleware::new())

@@ -4,8 +4,8 @@
 //! same client state.
 //!
 //! ```no_run
-//! use otel_http::reqwest::HttpClientMiddleware;
-//! use otel_http::UrlTemplate;
+//! use otelrs_http::reqwest::HttpClientMiddleware;
+//! use otelrs_http::UrlTemplate;
 //!
 //! # async fn run() -> Result<(), reqwest_middleware::Error> {
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
@@ -43,7 +43,7 @@
 //! | 1xx–3xx | Unset | none |
 //! | 4xx, 5xx | Error | the status code (`"404"`, `"503"`) |
 //! | reqwest error, by its kind, in this order | Error (description: the error's causes, without the URL) | `timeout` ([`::reqwest::Error::is_timeout`]), `connect` (`is_connect`: refused, unreachable, DNS), `redirect` (`is_redirect`: redirect policy), `body` (`is_body`), `decode` (`is_decode`), `request` (`is_request`: sending the request failed), `builder` (`is_builder`) |
-//! | any other reqwest error, or an error of an inner middleware | Error | the I/O kind of the first `std::io::Error` in its source chain (see [`otel_core::status::io_error_type`]), else `_OTHER` |
+//! | any other reqwest error, or an error of an inner middleware | Error | the I/O kind of the first `std::io::Error` in its source chain (see [`otelrs_core::status::io_error_type`]), else `_OTHER` |
 //! | the future was dropped (the caller cancelled) | Unset | none; the duration is not recorded |
 
 use std::borrow::Cow;
@@ -54,7 +54,7 @@ use std::sync::Arc;
 use ::reqwest::{Request, Response};
 use http::{Extensions, Uri};
 use opentelemetry::context::FutureExt as _;
-use otel_core::status::ERROR_TYPE_OTHER;
+use otelrs_core::status::ERROR_TYPE_OTHER;
 use reqwest_middleware::{Middleware, Next};
 
 use crate::attributes::{protocol_version, KnownMethods};
@@ -100,7 +100,7 @@ impl HttpClientMiddleware {
     }
 
     /// A middleware using the providers and propagator of `instrumentation`.
-    pub fn with_instrumentation(instrumentation: otel_core::Instrumentation) -> Self {
+    pub fn with_instrumentation(instrumentation: otelrs_core::Instrumentation) -> Self {
         HttpClientLayer::with_instrumentation(instrumentation).into()
     }
 

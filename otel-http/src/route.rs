@@ -23,7 +23,7 @@ use opentelemetry::StringValue;
 /// A low-cardinality route template such as `/users/{id}`, as a request or response extension.
 ///
 /// ```
-/// use otel_http::HttpRoute;
+/// use otelrs_http::HttpRoute;
 ///
 /// let mut req = http::Request::new(());
 /// req.extensions_mut().insert(HttpRoute::new("/users/{id}"));
@@ -53,7 +53,7 @@ impl HttpRoute {
 /// [`with_route_handle(true)`](crate::HttpServerLayer::with_route_handle).
 ///
 /// ```
-/// use otel_http::RouteHandle;
+/// use otelrs_http::RouteHandle;
 ///
 /// async fn handler(req: http::Request<()>) {
 ///     if let Some(route) = req.extensions().get::<RouteHandle>() {

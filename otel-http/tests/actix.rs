@@ -16,11 +16,11 @@ use bytes::Bytes;
 use http::StatusCode;
 use opentelemetry::trace::{Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _};
 use opentelemetry::{Array, Context, StringValue, Value};
-use otel_core::instruments::DURATION_BUCKETS;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_core::Instrumentation;
-use otel_http::attributes::KnownMethods;
-use otel_http::{Filter, HttpServerMiddleware, RouteHandle};
+use otelrs_core::instruments::DURATION_BUCKETS;
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_core::Instrumentation;
+use otelrs_http::attributes::KnownMethods;
+use otelrs_http::{Filter, HttpServerMiddleware, RouteHandle};
 
 use common::{client, get as get_req, send, TIMEOUT};
 
@@ -130,7 +130,7 @@ async fn routed_get_with_remote_parent_has_exact_span_and_metrics() {
             kv("http.route", "/users/{id}"),
             kv("http.response.status_code", 200i64),
         ]);
-    assert_eq!(span.instrumentation_scope.name(), "otel-http");
+    assert_eq!(span.instrumentation_scope.name(), "otelrs-http");
     let current = seen.lock().unwrap().clone().expect("handler ran");
     assert_eq!(
         current.span_id(),

@@ -14,11 +14,11 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
-use otel_core::instruments::DURATION_BUCKETS;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_http::attributes::KnownMethods;
-use otel_http::client::HttpClientService;
-use otel_http::{HttpClientLayer, HttpServerLayer, RequestAttempts, ResendCount, UrlTemplate};
+use otelrs_core::instruments::DURATION_BUCKETS;
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_http::attributes::KnownMethods;
+use otelrs_http::client::HttpClientService;
+use otelrs_http::{HttpClientLayer, HttpServerLayer, RequestAttempts, ResendCount, UrlTemplate};
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 
 use common::{client, get as get_req, serve_axum, serve_hyper, TIMEOUT};
@@ -124,7 +124,7 @@ async fn server_client_server_is_one_trace_with_exact_client_span() {
         kv("http.response.status_code", 200i64),
         kv("network.protocol.version", "1.1"),
     ]);
-    assert_eq!(client_span.instrumentation_scope.name(), "otel-http");
+    assert_eq!(client_span.instrumentation_scope.name(), "otelrs-http");
 
     let m = t.metrics();
     m.assert_metric("http.client.request.duration", "s", "Duration of HTTP client requests.");

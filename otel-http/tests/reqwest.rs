@@ -13,11 +13,11 @@ use http::{Extensions, StatusCode};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::Context;
-use otel_core::instruments::DURATION_BUCKETS;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_core::Instrumentation;
-use otel_http::attributes::KnownMethods;
-use otel_http::{HttpClientMiddleware, HttpServerLayer, HttpServerMiddleware, UrlTemplate};
+use otelrs_core::instruments::DURATION_BUCKETS;
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_core::Instrumentation;
+use otelrs_http::attributes::KnownMethods;
+use otelrs_http::{HttpClientMiddleware, HttpServerLayer, HttpServerMiddleware, UrlTemplate};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Next};
 
 use common::{serve_axum, TIMEOUT};
@@ -105,7 +105,7 @@ async fn reqwest_to_axum_is_one_trace_with_exact_redacted_client_span() {
             kv("http.response.status_code", 200i64),
             kv("network.protocol.version", "1.1"),
         ]);
-    assert_eq!(client_span.instrumentation_scope.name(), "otel-http");
+    assert_eq!(client_span.instrumentation_scope.name(), "otelrs-http");
     server_span
         .assert_child_of(&client_span)
         .assert_attr("url.query", "sig=REDACTED&page=REDACTED");

@@ -13,11 +13,11 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use opentelemetry::trace::{Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _};
 use opentelemetry::{Array, Context, StringValue, Value};
-use otel_core::instruments::DURATION_BUCKETS;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_core::Instrumentation;
-use otel_http::attributes::KnownMethods;
-use otel_http::{Filter, HttpRoute, HttpServerLayer, RouteHandle};
+use otelrs_core::instruments::DURATION_BUCKETS;
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_core::Instrumentation;
+use otelrs_http::attributes::KnownMethods;
+use otelrs_http::{Filter, HttpRoute, HttpServerLayer, RouteHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{client, get as get_req, h2_client, request, send, serve_axum, TIMEOUT};
@@ -105,7 +105,7 @@ async fn routed_get_has_exact_span_attributes_parent_and_metrics() {
             kv("http.route", "/users/{id}"),
             kv("http.response.status_code", 200i64),
         ]);
-    assert_eq!(span.instrumentation_scope.name(), "otel-http");
+    assert_eq!(span.instrumentation_scope.name(), "otelrs-http");
     assert!(span.span_context.is_sampled());
 
     let (current, child_sc) = seen.lock().unwrap().clone().expect("handler ran");
@@ -812,7 +812,7 @@ fn post_req(addr: std::net::SocketAddr, path: &str, body: Vec<u8>) -> http::Requ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_body_size_counts_the_bytes_read() {
-    use otel_http::server::RequestBodySizeLayer;
+    use otelrs_http::server::RequestBodySizeLayer;
     let t = TestTelemetry::new();
     let app = Router::new()
         .route(

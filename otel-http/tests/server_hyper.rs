@@ -11,8 +11,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use opentelemetry::trace::{SpanKind, Status};
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_http::{HttpRoute, HttpServerLayer};
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_http::{HttpRoute, HttpServerLayer};
 use tower::{service_fn, ServiceBuilder};
 
 use common::{client, get, send, serve_hyper, TIMEOUT};

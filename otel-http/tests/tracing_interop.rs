@@ -7,8 +7,8 @@ use axum::routing::get;
 use axum::Router;
 use http::StatusCode;
 use opentelemetry::trace::{SpanKind, TracerProvider as _};
-use otel_core::testing::{SpanDataExt, TestTelemetry};
-use otel_http::HttpServerLayer;
+use otelrs_core::testing::{SpanDataExt, TestTelemetry};
+use otelrs_http::HttpServerLayer;
 use tracing::Instrument as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 

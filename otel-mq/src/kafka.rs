@@ -30,9 +30,9 @@ use ::rdkafka::ClientContext;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
-use otel_core::propagation::{MessageHeaders, MessageHeadersMut};
-use otel_core::status::ERROR_TYPE_OTHER;
-use otel_core::Instrumentation;
+use otelrs_core::propagation::{MessageHeaders, MessageHeadersMut};
+use otelrs_core::status::ERROR_TYPE_OTHER;
+use otelrs_core::Instrumentation;
 
 use crate::model::{
     parse_host_port, size_i64, Destination, Failure, MessagingSystem, Operation, OperationType, ProcessParent,
@@ -417,7 +417,7 @@ impl Kafka {
 mod tests {
     use super::*;
     use opentelemetry::propagation::{Extractor, Injector};
-    use otel_core::propagation::{MessageExtractor, MessageInjector};
+    use otelrs_core::propagation::{MessageExtractor, MessageInjector};
 
     #[test]
     fn kafka_header_carrier_round_trip() {

@@ -8,13 +8,13 @@
 //!
 //! ```no_run
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use otel_mq::kafka_stats::{KafkaStats, KafkaStatsContext};
+//! use otelrs_mq::kafka_stats::{KafkaStats, KafkaStatsContext};
 //! use rdkafka::config::ClientConfig;
 //! use rdkafka::consumer::StreamConsumer;
 //! use rdkafka::producer::FutureProducer;
 //!
 //! // Once per process (per meter provider): registers the instruments.
-//! let stats = KafkaStats::new(otel_core::Instrumentation::new());
+//! let stats = KafkaStats::new(otelrs_core::Instrumentation::new());
 //! let mut config = ClientConfig::new();
 //! config
 //!     .set("bootstrap.servers", "127.0.0.1:9092")
@@ -72,7 +72,7 @@ use ::rdkafka::ClientContext;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
 use opentelemetry::KeyValue;
 use opentelemetry_semantic_conventions::attribute as attr;
-use otel_core::Instrumentation;
+use otelrs_core::Instrumentation;
 
 use crate::model::{parse_host_port, MessagingSystem};
 
@@ -163,7 +163,7 @@ impl fmt::Debug for KafkaStats {
 }
 
 impl KafkaStats {
-    /// Registers the instruments on `instrumentation`'s meter (scope `otel-mq`).
+    /// Registers the instruments on `instrumentation`'s meter (scope `otelrs-mq`).
     pub fn new(instrumentation: Instrumentation) -> Self {
         let meter = instrumentation.meter(Instrumentation::scope(
             env!("CARGO_PKG_NAME"),
@@ -413,7 +413,7 @@ impl ProducerContext for KafkaStatsContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use otel_core::testing::{kv, TestTelemetry};
+    use otelrs_core::testing::{kv, TestTelemetry};
     use std::collections::HashMap;
 
     fn producer_stats() -> Statistics {
@@ -533,7 +533,7 @@ mod tests {
         assert!(rtt_points(&m).is_empty());
     }
 
-    fn rtt_points(m: &otel_core::testing::MetricsSnapshot) -> Vec<(Vec<KeyValue>, f64)> {
+    fn rtt_points(m: &otelrs_core::testing::MetricsSnapshot) -> Vec<(Vec<KeyValue>, f64)> {
         use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
         match m.metric(BROKER_RTT).map(|x| x.data()) {
             Some(AggregatedMetrics::F64(MetricData::Gauge(g))) => g

@@ -1,4 +1,4 @@
-//! # otel-mq
+//! # otelrs-mq
 //!
 //! OpenTelemetry messaging instrumentation for RabbitMQ ([`lapin`](https://docs.rs/lapin)),
 //! Kafka ([`rdkafka`](https://docs.rs/rdkafka)) and NATS ([`async-nats`](https://docs.rs/async-nats)),
@@ -51,10 +51,10 @@
 //! use lapin::options::*;
 //! use lapin::types::FieldTable;
 //! use lapin::{BasicProperties, Connection, ConnectionProperties};
-//! use otel_mq::rabbitmq::RabbitMq;
+//! use otelrs_mq::rabbitmq::RabbitMq;
 //!
 //! let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
-//! let rabbitmq = RabbitMq::new(otel_core::Instrumentation::new()).with_server_from_uri(url);
+//! let rabbitmq = RabbitMq::new(otelrs_core::Instrumentation::new()).with_server_from_uri(url);
 //! let conn = Connection::connect(url, ConnectionProperties::default()).await?;
 //! let channel = conn.create_channel().await?;
 //! channel.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -84,14 +84,14 @@
 //! # #[cfg(feature = "kafka")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use otel_mq::kafka::Kafka;
+//! use otelrs_mq::kafka::Kafka;
 //! use rdkafka::config::ClientConfig;
 //! use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 //! use rdkafka::producer::{FutureProducer, FutureRecord};
 //!
 //! let mut config = ClientConfig::new();
 //! config.set("bootstrap.servers", "127.0.0.1:9092").set("group.id", "billing");
-//! let kafka = Kafka::from_client_config(otel_core::Instrumentation::new(), &config);
+//! let kafka = Kafka::from_client_config(otelrs_core::Instrumentation::new(), &config);
 //! let producer: FutureProducer = config.create()?;
 //! kafka
 //!     .send(&producer, FutureRecord::to("orders").key("o-1").payload("{}"), Duration::from_secs(5))
@@ -115,9 +115,9 @@
 //! # #[cfg(feature = "nats")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use futures_util::StreamExt;
-//! use otel_mq::nats::Nats;
+//! use otelrs_mq::nats::Nats;
 //!
-//! let nats = Nats::new(otel_core::Instrumentation::new()).with_server("127.0.0.1", 4222);
+//! let nats = Nats::new(otelrs_core::Instrumentation::new()).with_server("127.0.0.1", 4222);
 //! let client = async_nats::connect("nats://127.0.0.1:4222").await?;
 //! let mut sub = client.subscribe("orders").await?;
 //! nats.publish(&client, "orders", async_nats::HeaderMap::new(), "{}".into()).await?;

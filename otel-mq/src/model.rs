@@ -21,10 +21,10 @@ use opentelemetry::trace::{Link, Span as _, SpanContext, SpanKind, TraceContextE
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
-use otel_core::instruments::{self, DURATION_BUCKETS};
-use otel_core::propagation::{MessageExtractor, MessageHeaders, MessageHeadersMut, MessageInjector};
-use otel_core::status::{emit_exception, ExceptionEvent};
-use otel_core::Instrumentation;
+use otelrs_core::instruments::{self, DURATION_BUCKETS};
+use otelrs_core::propagation::{MessageExtractor, MessageHeaders, MessageHeadersMut, MessageInjector};
+use otelrs_core::status::{emit_exception, ExceptionEvent};
+use otelrs_core::Instrumentation;
 
 /// `error.type` of an operation whose future was dropped before it completed.
 pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
@@ -293,7 +293,7 @@ pub(crate) struct Settings {
 #[derive(Clone)]
 pub(crate) struct Telemetry {
     pub(crate) instrumentation: Instrumentation,
-    tracer: otel_core::Tracer,
+    tracer: otelrs_core::Tracer,
     system: MessagingSystem,
     pub(crate) settings: Settings,
     operation_duration: Histogram<f64>,
@@ -592,7 +592,7 @@ impl Active {
         let span = self.cx.span();
         let mut attrs = self.base.clone();
         if let Some(f) = failure {
-            let kv = otel_core::status::record_failure_ref(&span, f.error_type, f.description.map(Cow::Owned));
+            let kv = otelrs_core::status::record_failure_ref(&span, f.error_type, f.description.map(Cow::Owned));
             attrs.push(kv);
         }
         span.end();

@@ -32,9 +32,9 @@ use bytes::Bytes;
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
-use otel_core::propagation::{MessageHeaders, MessageHeadersMut};
-use otel_core::status::ERROR_TYPE_OTHER;
-use otel_core::Instrumentation;
+use otelrs_core::propagation::{MessageHeaders, MessageHeadersMut};
+use otelrs_core::status::ERROR_TYPE_OTHER;
+use otelrs_core::Instrumentation;
 
 use crate::model::{
     size_i64, Active, Confirmed, Destination, Failure, MessagingSystem, Operation, OperationType, ProcessParent,

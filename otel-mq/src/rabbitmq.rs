@@ -32,9 +32,9 @@ use futures_core::Stream;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
-use otel_core::propagation::{MessageHeaders, MessageHeadersMut};
-use otel_core::status::{io_error_type, ERROR_TYPE_OTHER};
-use otel_core::Instrumentation;
+use otelrs_core::propagation::{MessageHeaders, MessageHeadersMut};
+use otelrs_core::status::{io_error_type, ERROR_TYPE_OTHER};
+use otelrs_core::Instrumentation;
 
 use crate::model::{
     parse_host_port, size_i64, Active, Confirmed, Destination, Failure, MessagingSystem, Operation, OperationType,
@@ -521,7 +521,7 @@ impl TracedDelivery {
 mod tests {
     use super::*;
     use opentelemetry::propagation::{Extractor, Injector};
-    use otel_core::propagation::{MessageExtractor, MessageInjector};
+    use otelrs_core::propagation::{MessageExtractor, MessageInjector};
 
     #[test]
     fn amqp_header_carrier_round_trip() {

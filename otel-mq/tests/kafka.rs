@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceContextExt};
 use opentelemetry::KeyValue;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_mq::kafka::Kafka;
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_mq::kafka::Kafka;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -311,7 +311,7 @@ async fn parent_mode_and_malformed_headers() {
     let f = cluster("parent");
     let kafka = Kafka::new(t.instrumentation())
         .with_message_key(true)
-        .with_process_parent(otel_mq::ProcessParent::CreationContext);
+        .with_process_parent(otelrs_mq::ProcessParent::CreationContext);
     let producer = producer(&f.bootstrap);
     kafka
         .send(

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use otel_core::testing::{kv, MetricsSnapshot, Point, TestTelemetry};
-use otel_mq::kafka_stats::{
+use otelrs_core::testing::{kv, MetricsSnapshot, Point, TestTelemetry};
+use otelrs_mq::kafka_stats::{
     KafkaStats, KafkaStatsContext, BROKER_ID, BROKER_RTT, CONSUMED_BYTES, CONSUMED_MESSAGES, CONSUMER_LAG,
     PRODUCED_BYTES, PRODUCED_MESSAGES, QUEUE_MESSAGES, QUEUE_SIZE,
 };

@@ -8,8 +8,8 @@ use async_nats::header::HeaderMap;
 use async_nats::jetstream;
 use futures_util::StreamExt;
 use opentelemetry::trace::{SpanContext, SpanKind, Status};
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_mq::nats::Nats;
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_mq::nats::Nats;
 
 fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())

@@ -14,9 +14,9 @@ use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Exchange
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanContext, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_mq::rabbitmq::{RabbitMq, TracedConsumer};
-use otel_mq::ProcessParent;
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_mq::rabbitmq::{RabbitMq, TracedConsumer};
+use otelrs_mq::ProcessParent;
 
 fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
@@ -66,7 +66,7 @@ async fn cleanup(conn: &Connection, q: &str) {
         .expect("queue_delete");
 }
 
-async fn next(consumer: &mut TracedConsumer) -> otel_mq::rabbitmq::TracedDelivery {
+async fn next(consumer: &mut TracedConsumer) -> otelrs_mq::rabbitmq::TracedDelivery {
     tokio::time::timeout(Duration::from_secs(10), consumer.next())
         .await
         .expect("no delivery within 10 s")
@@ -200,7 +200,7 @@ async fn publish_confirm_process_ack_in_one_trace_link_mode() {
     send_dur.push(kv("messaging.operation.type", "send"));
     let p = m.assert_histogram_point("messaging.client.operation.duration", &send_dur);
     assert_eq!(p.count, 1);
-    assert_eq!(p.bounds, otel_core::instruments::DURATION_BUCKETS.to_vec());
+    assert_eq!(p.bounds, otelrs_core::instruments::DURATION_BUCKETS.to_vec());
     let mut ack_dur = base("ack");
     ack_dur.push(kv("messaging.operation.type", "settle"));
     assert_eq!(

@@ -12,9 +12,9 @@ use opentelemetry_semantic_conventions::attribute::{
     DB_NAMESPACE, DB_SYSTEM_NAME, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, SERVER_ADDRESS, SERVER_PORT,
 };
 use opentelemetry_semantic_conventions::metric::DB_CLIENT_OPERATION_DURATION;
-use otel_core::instruments::{duration_histogram, BoundInstruments, DB_DURATION_BUCKETS};
-use otel_core::intern::static_str;
-use otel_core::Instrumentation;
+use otelrs_core::instruments::{duration_histogram, BoundInstruments, DB_DURATION_BUCKETS};
+use otelrs_core::intern::static_str;
+use otelrs_core::Instrumentation;
 use redis::{ConnectionAddr, ConnectionInfo};
 
 use crate::connection::InstrumentedConnection;
@@ -44,9 +44,9 @@ pub type CommandFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 /// connections. Build it once and share it (cloning is a reference count).
 ///
 /// ```
-/// use otel_redis::{QueryText, RedisInstrumentation};
+/// use otelrs_redis::{QueryText, RedisInstrumentation};
 ///
-/// let redis = RedisInstrumentation::builder(otel_core::Instrumentation::new())
+/// let redis = RedisInstrumentation::builder(otelrs_core::Instrumentation::new())
 ///     .query_text(QueryText::Masked)
 ///     .filter(|operation| operation != "PING")
 ///     .build();
@@ -61,7 +61,7 @@ pub struct RedisInstrumentation {
 pub(crate) type DurationKey = (u64, Cow<'static, str>);
 
 pub(crate) struct Shared {
-    pub(crate) tracer: otel_core::Tracer,
+    pub(crate) tracer: otelrs_core::Tracer,
     // Pool instruments are created from it (feature `deadpool`).
     #[cfg_attr(not(feature = "deadpool"), allow(dead_code))]
     pub(crate) meter: Meter,

@@ -14,8 +14,8 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute::{
     DB_OPERATION_BATCH_SIZE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_RESPONSE_STATUS_CODE, DB_STORED_PROCEDURE_NAME,
 };
-use otel_core::instruments::{record_with_last, seconds, LastBoundSlot};
-use otel_core::status::record_failure;
+use otelrs_core::instruments::{record_with_last, seconds, LastBoundSlot};
+use otelrs_core::status::record_failure;
 use redis::aio::ConnectionLike;
 use redis::{Arg, Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
@@ -174,7 +174,7 @@ thread_local! {
 
 /// An operation in flight: its span and what its duration point needs.
 struct CallState<'a> {
-    span: otel_core::Span,
+    span: otelrs_core::Span,
     start: Instant,
     shared: &'a Shared,
     target: &'a Target,

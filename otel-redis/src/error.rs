@@ -64,7 +64,7 @@ fn sanitize_prefix(prefix: &str) -> String {
     {
         prefix.to_owned()
     } else {
-        otel_core::status::ERROR_TYPE_OTHER.to_owned()
+        otelrs_core::status::ERROR_TYPE_OTHER.to_owned()
     }
 }
 
@@ -100,7 +100,7 @@ fn io_error(err: &RedisError) -> Option<&io::Error> {
 ///
 /// * Server errors (`-WRONGTYPE ...`): the prefix, as `error.type` and `db.response.status_code`.
 /// * I/O failures: the I/O kind (`connection_reset`, `broken_pipe`, `timeout`, ... from
-///   `otel_core::status::io_error_type`), or `io` when the connection was dropped without an
+///   `otelrs_core::status::io_error_type`), or `io` when the connection was dropped without an
 ///   `io::Error` (the multiplexed connection's driver task ended).
 /// * Other client-side failures: a fixed identifier per `redis::ErrorKind` (`parse`,
 ///   `authentication_failed`, `unexpected_return_type`, `invalid_client_config`, `client`, ...).
@@ -110,7 +110,7 @@ pub(crate) fn classify_error(err: &RedisError) -> Failure {
     }
     if let Some(io) = io_error(err) {
         return Failure {
-            error_type: Cow::Borrowed(otel_core::status::io_error_type(io)),
+            error_type: Cow::Borrowed(otelrs_core::status::io_error_type(io)),
             status_code: None,
             description: Some(Cow::Owned(io.to_string())),
         };
@@ -125,7 +125,7 @@ pub(crate) fn classify_error(err: &RedisError) -> Failure {
         ErrorKind::Extension => "extension",
         ErrorKind::ClusterConnectionNotFound => "cluster_connection_not_found",
         ErrorKind::RESP3NotSupported => "resp3_not_supported",
-        _ => otel_core::status::ERROR_TYPE_OTHER,
+        _ => otelrs_core::status::ERROR_TYPE_OTHER,
     };
     Failure {
         error_type: Cow::Borrowed(kind),

@@ -1,7 +1,7 @@
-//! # otel-redis
+//! # otelrs-redis
 //!
 //! OpenTelemetry instrumentation for [`redis`] (the async `ConnectionLike` API) and, with the
-//! `deadpool` feature, `deadpool-redis` pools, built on `otel-core` and semantic conventions
+//! `deadpool` feature, `deadpool-redis` pools, built on `otelrs-core` and semantic conventions
 //! 1.42 (database client, Redis specifics).
 //!
 //! Quickstart: [`examples/examples/redis.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/redis.rs) (`cargo run -p examples --example redis`).
@@ -27,12 +27,12 @@
 //! ## A connection
 //!
 //! ```no_run
-//! use otel_redis::RedisInstrumentation;
+//! use otelrs_redis::RedisInstrumentation;
 //! use redis::AsyncCommands;
 //!
 //! # async fn run() -> redis::RedisResult<()> {
-//! // Build once (providers from an `otel_core::Instrumentation`, else the globals).
-//! let redis_telemetry = RedisInstrumentation::builder(otel_core::Instrumentation::new())
+//! // Build once (providers from an `otelrs_core::Instrumentation`, else the globals).
+//! let redis_telemetry = RedisInstrumentation::builder(otelrs_core::Instrumentation::new())
 //!     .filter(|operation| operation != "PING")
 //!     .build();
 //!
@@ -52,10 +52,10 @@
 //! ```no_run
 //! # #[cfg(feature = "deadpool")]
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! use otel_redis::{InstrumentedPool, RedisInstrumentation};
+//! use otelrs_redis::{InstrumentedPool, RedisInstrumentation};
 //! use redis::AsyncCommands;
 //!
-//! let redis_telemetry = RedisInstrumentation::new(otel_core::Instrumentation::new());
+//! let redis_telemetry = RedisInstrumentation::new(otelrs_core::Instrumentation::new());
 //! let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379/0");
 //! let pool = InstrumentedPool::builder(&config)
 //!     .runtime(deadpool_redis::Runtime::Tokio1)

@@ -15,7 +15,7 @@ use opentelemetry_semantic_conventions::metric::{
     DB_CLIENT_CONNECTION_PENDING_REQUESTS, DB_CLIENT_CONNECTION_TIMEOUTS, DB_CLIENT_CONNECTION_USE_TIME,
     DB_CLIENT_CONNECTION_WAIT_TIME,
 };
-use otel_core::instruments::{counter, duration_histogram, seconds, FixedBound, POOL_TIME_BUCKETS};
+use otelrs_core::instruments::{counter, duration_histogram, seconds, FixedBound, POOL_TIME_BUCKETS};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 

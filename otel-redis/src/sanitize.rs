@@ -532,7 +532,7 @@ fn push_repr(out: &mut String, bytes: &[u8]) {
 /// values replaced by `?`: `HSET h f ?`.
 ///
 /// ```
-/// use otel_redis::mask_command;
+/// use otelrs_redis::mask_command;
 /// assert_eq!(mask_command(&[b"SET".as_slice(), b"user:1", b"secret"]), "SET user:1 ?");
 /// assert_eq!(mask_command(&[b"AUTH".as_slice(), b"alice", b"hunter2"]), "AUTH ? ?");
 /// ```
@@ -548,7 +548,7 @@ pub fn mask_command(args: &[&[u8]]) -> String {
 /// subcommand for two-word commands (`CLIENT SETNAME`, `CONFIG GET`, `ACL SETUSER`).
 ///
 /// ```
-/// use otel_redis::operation_name;
+/// use otelrs_redis::operation_name;
 /// assert_eq!(operation_name(&[b"GET".as_slice(), b"k"]), "GET");
 /// assert_eq!(operation_name(&[b"CONFIG".as_slice(), b"SET", b"maxmemory", b"1"]), "CONFIG SET");
 /// ```

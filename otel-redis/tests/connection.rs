@@ -8,10 +8,10 @@ use common::{base_attrs, cleanup, client, connect, prefix, with};
 use opentelemetry::trace::{FutureExt as _, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, Value};
 use opentelemetry_sdk::trace::{Sampler, SpanData};
-use otel_core::instruments::DB_DURATION_BUCKETS;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_core::Instrumentation;
-use otel_redis::{QueryText, RedisInstrumentation};
+use otelrs_core::instruments::DB_DURATION_BUCKETS;
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_core::Instrumentation;
+use otelrs_redis::{QueryText, RedisInstrumentation};
 use redis::AsyncCommands;
 
 const DURATION: &str = "db.client.operation.duration";
@@ -93,7 +93,7 @@ async fn async_commands_get_exact_spans_and_duration_points() {
         ));
     assert_eq!(spans[2].name, "HSET");
     assert_eq!(text(&spans[2]), format!("HSET {p}:h name ?"));
-    assert_eq!(spans[0].instrumentation_scope.name(), "otel-redis");
+    assert_eq!(spans[0].instrumentation_scope.name(), "otelrs-redis");
     assert_nowhere(&t, "Ada");
 
     let m = t.metrics();

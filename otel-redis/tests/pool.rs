@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use common::{cleanup, connect, connection_config, prefix, redis_url, with};
 use deadpool_redis::{Config, PoolConfig, PoolError, Runtime, Timeouts};
 use opentelemetry::trace::{SpanKind, Status};
-use otel_core::instruments::POOL_TIME_BUCKETS;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_redis::{InstrumentedPool, RedisInstrumentation};
+use otelrs_core::instruments::POOL_TIME_BUCKETS;
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_redis::{InstrumentedPool, RedisInstrumentation};
 use redis::AsyncCommands;
 
 fn config(max_size: usize, wait: Option<Duration>) -> Config {

@@ -78,10 +78,10 @@ pub fn classify_error<DB: InstrumentedDatabase>(error: &sqlx::Error) -> (Cow<'st
             let code = DB::status_code(db.as_ref());
             return match code {
                 Some(code) => (Cow::Owned(code.clone()), Some(code)),
-                None => (Cow::Borrowed(otel_core::status::ERROR_TYPE_OTHER), None),
+                None => (Cow::Borrowed(otelrs_core::status::ERROR_TYPE_OTHER), None),
             };
         }
-        E::Io(io) => otel_core::status::io_error_type(io),
+        E::Io(io) => otelrs_core::status::io_error_type(io),
         E::PoolTimedOut => "pool_timeout",
         E::PoolClosed => "pool_closed",
         E::Tls(_) => "tls",
@@ -95,7 +95,7 @@ pub fn classify_error<DB: InstrumentedDatabase>(error: &sqlx::Error) -> (Cow<'st
         E::WorkerCrashed => "worker_crashed",
         E::InvalidArgument(_) => "invalid_argument",
         E::BeginFailed | E::InvalidSavePointStatement => "transaction",
-        _ => otel_core::status::ERROR_TYPE_OTHER,
+        _ => otelrs_core::status::ERROR_TYPE_OTHER,
     };
     (Cow::Borrowed(static_type), None)
 }

@@ -1,7 +1,7 @@
-//! # otel-sql
+//! # otelrs-sql
 //!
 //! OpenTelemetry instrumentation for [sqlx](https://docs.rs/sqlx) 0.9 (PostgreSQL, MySQL/MariaDB,
-//! SQLite), built on `opentelemetry` 0.33 and the family's conventions core `otel-core`:
+//! SQLite), built on `opentelemetry` 0.33 and the family's conventions core `otelrs-core`:
 //! semantic-conventions 1.42 database client spans and metrics, a single-pass SQL sanitizer
 //! and query-summary generator ([`sanitize`]), and connection-pool metrics.
 //!
@@ -66,7 +66,7 @@
 //! ```no_run
 //! # #[cfg(feature = "postgres")]
 //! # async fn run() -> Result<(), sqlx::Error> {
-//! use otel_sql::{InstrumentedPool, SqlOptions};
+//! use otelrs_sql::{InstrumentedPool, SqlOptions};
 //!
 //! let pool = sqlx::PgPool::connect("postgres://postgres@127.0.0.1:5432/test").await?;
 //! let pool = InstrumentedPool::new(pool, SqlOptions::new());
@@ -85,7 +85,7 @@
 //! ```no_run
 //! # #[cfg(feature = "mysql")]
 //! # async fn run() -> Result<(), sqlx::Error> {
-//! use otel_sql::{InstrumentedPool, SqlOptions};
+//! use otelrs_sql::{InstrumentedPool, SqlOptions};
 //!
 //! let pool = sqlx::MySqlPool::connect("mysql://root@127.0.0.1:3306/test").await?;
 //! let pool = InstrumentedPool::connect(pool, SqlOptions::new()).await?;
@@ -98,8 +98,8 @@
 //! ```no_run
 //! # #[cfg(feature = "sqlite")]
 //! # async fn run() -> Result<(), sqlx::Error> {
-//! use otel_core::Instrumentation;
-//! use otel_sql::{InstrumentedPool, QueryInfoExt, QueryTextMode, SqlOptions};
+//! use otelrs_core::Instrumentation;
+//! use otelrs_sql::{InstrumentedPool, QueryInfoExt, QueryTextMode, SqlOptions};
 //!
 //! let pool = sqlx::SqlitePool::connect("sqlite::memory:").await?;
 //! let options = SqlOptions::new()
@@ -136,8 +136,8 @@
 //!
 //! ```no_run
 //! # #[cfg(feature = "postgres")]
-//! # async fn run(pool: &otel_sql::InstrumentedPool<sqlx::Postgres>) -> Result<(), sqlx::error::BoxDynError> {
-//! use otel_sql::{Parameters, QueryInfo, QueryInfoExt};
+//! # async fn run(pool: &otelrs_sql::InstrumentedPool<sqlx::Postgres>) -> Result<(), sqlx::error::BoxDynError> {
+//! use otelrs_sql::{Parameters, QueryInfo, QueryInfoExt};
 //!
 //! // db.query.parameter.0 = "42", db.query.parameter.1 = "open"
 //! let mut params = Parameters::<sqlx::Postgres>::new();

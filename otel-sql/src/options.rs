@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use otel_core::Instrumentation;
+use otelrs_core::Instrumentation;
 
 use crate::sanitize::DEFAULT_MAX_TEXT_LEN;
 
@@ -24,7 +24,7 @@ pub enum QueryTextMode {
 /// Options of [`InstrumentedPool`](crate::InstrumentedPool).
 ///
 /// ```
-/// use otel_sql::{QueryTextMode, SqlOptions};
+/// use otelrs_sql::{QueryTextMode, SqlOptions};
 ///
 /// let options = SqlOptions::new()
 ///     .with_query_text(QueryTextMode::Sanitized)

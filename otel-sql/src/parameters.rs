@@ -27,8 +27,8 @@ use sqlx::{Arguments, Database, Encode, IntoArguments, Type};
 ///
 /// ```no_run
 /// # #[cfg(feature = "sqlite")]
-/// # async fn run(pool: &otel_sql::InstrumentedPool<sqlx::Sqlite>) -> Result<(), sqlx::error::BoxDynError> {
-/// use otel_sql::Parameters;
+/// # async fn run(pool: &otelrs_sql::InstrumentedPool<sqlx::Sqlite>) -> Result<(), sqlx::error::BoxDynError> {
+/// use otelrs_sql::Parameters;
 ///
 /// let mut params = Parameters::<sqlx::Sqlite>::new();
 /// params.add(42_i64)?;

@@ -75,8 +75,8 @@ impl QueryInfo {
 ///
 /// ```no_run
 /// # #[cfg(feature = "sqlite")]
-/// # async fn example(pool: &otel_sql::InstrumentedPool<sqlx::Sqlite>) -> Result<(), sqlx::Error> {
-/// use otel_sql::{QueryInfo, QueryInfoExt};
+/// # async fn example(pool: &otelrs_sql::InstrumentedPool<sqlx::Sqlite>) -> Result<(), sqlx::Error> {
+/// use otelrs_sql::{QueryInfo, QueryInfoExt};
 ///
 /// let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE active")
 ///     .fetch_one(pool)

@@ -20,7 +20,7 @@
 //! e.g. sqlcommenter tags). Unterminated literals and comments run to the end of the input.
 //!
 //! ```
-//! use otel_sql::sanitize::{analyze, Dialect, SanitizeOptions};
+//! use otelrs_sql::sanitize::{analyze, Dialect, SanitizeOptions};
 //!
 //! let a = analyze(
 //!     "SELECT * FROM users WHERE name = 'bob' AND id IN (1, 2, 3) /* note */",

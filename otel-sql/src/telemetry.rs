@@ -15,9 +15,9 @@ use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt, Tr
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
-use otel_core::instruments::{self, BoundInstruments, FixedBound, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
-use otel_core::intern::{shared_str, static_str, Interner};
-use otel_core::Instrumentation;
+use otelrs_core::instruments::{self, BoundInstruments, FixedBound, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
+use otelrs_core::intern::{shared_str, static_str, Interner};
+use otelrs_core::Instrumentation;
 use pin_project_lite::pin_project;
 
 use crate::cache::Cache;
@@ -85,7 +85,7 @@ fn string_value(v: &Value) -> StringValue {
 }
 
 pub(crate) struct Shared {
-    tracer: otel_core::Tracer,
+    tracer: otelrs_core::Tracer,
     /// `db.system.name`, `db.namespace`, `server.address`, `server.port` (those known).
     base_attrs: Vec<KeyValue>,
     /// Span name when there is no summary: the namespace, else `address[:port]`, else the
@@ -286,7 +286,7 @@ struct Issued {
 }
 
 struct Active {
-    span: otel_core::Span,
+    span: otelrs_core::Span,
     /// Attached while the driver's future is polled.
     cx: Context,
     start: Instant,
@@ -386,7 +386,7 @@ impl Op {
         let collection: Option<Value> = info.and_then(|i| i.collection.clone()).map(Value::from);
 
         let name: Cow<'static, str> = match (&summary, &operation, &collection) {
-            (Some(s), _, _) => otel_core::intern::static_name(&shared.names, &[&s.as_str()]),
+            (Some(s), _, _) => otelrs_core::intern::static_name(&shared.names, &[&s.as_str()]),
             (None, Some(op), Some(c)) => Cow::Owned(format!("{} {}", op.as_str(), c.as_str())),
             (None, Some(op), None) => Cow::Owned(format!("{} {}", op.as_str(), shared.fallback_name)),
             (None, None, Some(c)) => Cow::Owned(c.as_str().into_owned()),
@@ -477,11 +477,11 @@ impl Op {
                 }
                 // The description stays empty: driver messages may quote bound values
                 // (MySQL: "Duplicate entry 'alice' for key ...").
-                otel_core::status::record_failure(span, error_type.clone(), None);
+                otelrs_core::status::record_failure(span, error_type.clone(), None);
                 active.metric_key.error_type = Some(error_type);
             }
             Outcome::Cancelled => {
-                otel_core::status::record_failure(span, "cancelled", None);
+                otelrs_core::status::record_failure(span, "cancelled", None);
                 active.metric_key.error_type = Some(Cow::Borrowed("cancelled"));
             }
         }
@@ -509,7 +509,7 @@ impl Op {
 /// gave any, else those handed over by [`Parameters`](crate::Parameters); each cut at `max`
 /// bytes.
 fn record_parameters(
-    span: &mut otel_core::Span,
+    span: &mut otelrs_core::Span,
     max: usize,
     info: Option<&QueryInfo>,
     handed_over: Option<Vec<StringValue>>,

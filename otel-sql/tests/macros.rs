@@ -13,8 +13,8 @@
 #![cfg(feature = "sqlite")]
 
 use opentelemetry::trace::{SpanKind, Status};
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 use sqlx::sqlite::{Sqlite, SqlitePoolOptions};
 
 /// The schema the offline data was generated against (see the module docs).

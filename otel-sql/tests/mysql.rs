@@ -5,8 +5,8 @@ mod common;
 
 use common::{mysql_url, unique_table, unreachable_service};
 use opentelemetry::trace::{SpanKind, Status};
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlPoolOptions};
 
 async fn pool(t: &TestTelemetry) -> (InstrumentedPool<MySql>, String) {

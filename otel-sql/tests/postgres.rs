@@ -9,9 +9,9 @@ use common::{postgres_url, unique_table, unreachable_service};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::Context;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_core::Instrumentation;
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_core::Instrumentation;
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
 use sqlx::{ConnectOptions, Connection};
 
@@ -348,7 +348,7 @@ async fn options_connect_reads_namespace_and_non_default_port() {
 
 #[tokio::test]
 async fn parameters_bound_through_query_with_are_captured_when_enabled() {
-    use otel_sql::Parameters;
+    use otelrs_sql::Parameters;
 
     let t = TestTelemetry::new();
     let url = postgres_url();

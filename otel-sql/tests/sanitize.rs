@@ -1,6 +1,6 @@
 //! The sanitizer and summary generator on a corpus of tricky statements, plus properties.
 
-use otel_sql::sanitize::{analyze, sanitize, summarize, Dialect, SanitizeOptions, MAX_SUMMARY_LEN};
+use otelrs_sql::sanitize::{analyze, sanitize, summarize, Dialect, SanitizeOptions, MAX_SUMMARY_LEN};
 use proptest::prelude::*;
 
 fn pg(sql: &str) -> String {

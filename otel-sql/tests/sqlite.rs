@@ -6,9 +6,9 @@ mod common;
 use futures_util::TryStreamExt;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::Context;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_core::Instrumentation;
-use otel_sql::{InstrumentedPool, QueryInfo, QueryInfoExt, QueryTextMode, SqlOptions};
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_core::Instrumentation;
+use otelrs_sql::{InstrumentedPool, QueryInfo, QueryInfoExt, QueryTextMode, SqlOptions};
 use sqlx::sqlite::{Sqlite, SqlitePoolOptions};
 use sqlx::{Executor, Row};
 
@@ -534,7 +534,7 @@ async fn pool_gauges_report_idle_used_and_max() {
 
 #[tokio::test]
 async fn bind_parameters_are_captured_only_when_enabled() {
-    use otel_sql::Parameters;
+    use otelrs_sql::Parameters;
 
     // Off by default: values handed over through `Parameters` and `QueryInfo` are not recorded.
     let t = TestTelemetry::new();
@@ -634,8 +634,8 @@ async fn bind_parameters_are_captured_only_when_enabled() {
 
 #[tokio::test]
 async fn captured_parameters_are_cut_at_the_text_limit_and_skipped_when_unsampled() {
-    use otel_core::opentelemetry_sdk::trace::Sampler;
-    use otel_sql::Parameters;
+    use otelrs_core::opentelemetry_sdk::trace::Sampler;
+    use otelrs_sql::Parameters;
 
     let t = TestTelemetry::new();
     let pool = setup(&t, SqlOptions::new().with_parameter_capture(true).with_max_text_len(40)).await;

@@ -1,6 +1,6 @@
 //! # reliability
 //!
-//! The reliability suite of the `otel-*` family (issue 9): nothing the instrumentation does may
+//! The reliability suite of the `otelrs-*` family (issue 9): nothing the instrumentation does may
 //! be the reason a service fails, slows down or leaks a secret. Everything runs against
 //! `127.0.0.1`, is bounded in count and time, and stops by itself.
 //!
@@ -25,7 +25,7 @@ use hyper_util::rt::TokioExecutor;
 use opentelemetry::trace::Status;
 use opentelemetry::Value;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
-use otel_core::testing::TestTelemetry;
+use otelrs_core::testing::TestTelemetry;
 
 /// Every piece of text the test providers exported, each labelled with where it came from: span
 /// names, span attribute values, status descriptions, event names and attributes, link

@@ -34,7 +34,7 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::trace::{SdkTracer, SpanData};
-use otel_core::testing::{SpanDataExt, TestTelemetry};
+use otelrs_core::testing::{SpanDataExt, TestTelemetry};
 use reliability::env_count;
 
 /// Concurrent tasks per client.
@@ -470,7 +470,7 @@ async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
 
 mod pg {
     use super::*;
-    use otel_sql::InstrumentedPool;
+    use otelrs_sql::InstrumentedPool;
     use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
     use sqlx::Connection as _;
 
@@ -511,7 +511,7 @@ mod pg {
         Failure {
             kind,
             message: err.to_string(),
-            error_type: otel_sql::database::classify_error::<Postgres>(err).0.into_owned(),
+            error_type: otelrs_sql::database::classify_error::<Postgres>(err).0.into_owned(),
         }
     }
 
@@ -621,7 +621,7 @@ mod pg {
 /// ends one span per query with that `error.type`, and both pools reconnect by themselves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_backend_terminated_during_load() {
-    use otel_sql::{InstrumentedPool, SqlOptions};
+    use otelrs_sql::{InstrumentedPool, SqlOptions};
     let what = "PostgreSQL pg_terminate_backend";
     let t = TestTelemetry::new();
     let id = std::process::id();
@@ -732,13 +732,13 @@ mod redis_fault {
             .unwrap_or_else(|e| unreachable("Redis", &url(), "redis", e))
     }
 
-    /// `error.type` as the otel-redis docs define it: the server's error prefix, else the I/O
+    /// `error.type` as the otelrs-redis docs define it: the server's error prefix, else the I/O
     /// kind, else `io` for a dropped connection.
     pub fn failure(err: &RedisError) -> Failure {
         let io = io_error_in(err);
         let error_type = match (err.code(), io) {
             (Some(code), _) => code.to_owned(),
-            (None, Some(io)) => otel_core::status::io_error_type(io).to_owned(),
+            (None, Some(io)) => otelrs_core::status::io_error_type(io).to_owned(),
             (None, None) if err.kind() == redis::ErrorKind::Io => "io".to_owned(),
             _ => panic!("unexpected redis error for a killed connection: {err:?}"),
         };
@@ -809,7 +809,7 @@ mod redis_fault {
 /// without the wrapper, their spans end with the I/O `error.type`, and both managers reconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_connection_killed_during_load() {
-    use otel_redis::RedisInstrumentation;
+    use otelrs_redis::RedisInstrumentation;
     let what = "Redis CLIENT KILL";
     let t = TestTelemetry::new();
     let client = redis_fault::client();
@@ -921,7 +921,7 @@ mod amqp {
     use lapin::publisher_confirm::Confirmation;
     use lapin::types::{AMQPValue, FieldTable, LongString};
     use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-    use otel_mq::rabbitmq::RabbitMq;
+    use otelrs_mq::rabbitmq::RabbitMq;
     use tokio::sync::Mutex;
 
     pub fn url() -> String {
@@ -992,7 +992,7 @@ mod amqp {
         Failure {
             kind,
             message: err.to_string(),
-            error_type: otel_mq::rabbitmq::error_type(err).into_owned(),
+            error_type: otelrs_mq::rabbitmq::error_type(err).into_owned(),
         }
     }
 
@@ -1218,7 +1218,7 @@ mod amqp {
 /// `error.type` for the failed ones), and both recover by the same reconnect-on-error code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_connection_closed_by_broker_during_load() {
-    use otel_mq::rabbitmq::RabbitMq;
+    use otelrs_mq::rabbitmq::RabbitMq;
     let what = "RabbitMQ connection closed by the broker";
     let t = TestTelemetry::new();
     let closer = amqp::closer().await;
@@ -1325,8 +1325,8 @@ async fn rabbitmq_connection_closed_by_broker_during_load() {
 /// deliver again once the broker is back, and the producer queue gauge drains to 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_broker_down_during_load() {
-    use otel_mq::kafka::Kafka;
-    use otel_mq::kafka_stats::{KafkaStats, KafkaStatsContext};
+    use otelrs_mq::kafka::Kafka;
+    use otelrs_mq::kafka_stats::{KafkaStats, KafkaStatsContext};
     use rdkafka::config::ClientConfig;
     use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
@@ -1357,7 +1357,7 @@ async fn kafka_broker_down_during_load() {
             other => format!("{:?}", other.rdkafka_error_code()),
         },
         message: err.to_string(),
-        error_type: otel_mq::kafka::error_type(err).into_owned(),
+        error_type: otelrs_mq::kafka::error_type(err).into_owned(),
     };
     let n = min_ops();
     let clock = Arc::new(FaultClock::default());

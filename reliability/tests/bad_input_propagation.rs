@@ -8,7 +8,7 @@ use opentelemetry::baggage::BaggageExt;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry::Context;
-use otel_core::propagation::{
+use otelrs_core::propagation::{
     format_traceparent, parse_traceparent, HeaderExtractor, MessageExtractor, W3cPropagator, BAGGAGE_MAX_BYTES,
     BAGGAGE_MAX_MEMBERS,
 };

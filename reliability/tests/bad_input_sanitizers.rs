@@ -1,8 +1,8 @@
-//! Bad input to the SQL sanitizer (`otel_sql::sanitize`) and the Redis masker
-//! (`otel_redis::mask_command`): no panic on anything, bounded output, and the sanitized /
+//! Bad input to the SQL sanitizer (`otelrs_sql::sanitize`) and the Redis masker
+//! (`otelrs_redis::mask_command`): no panic on anything, bounded output, and the sanitized /
 //! masked text never contains a literal or a value of the input.
 
-use otel_sql::sanitize::{analyze, Dialect, SanitizeOptions, MAX_SUMMARY_LEN};
+use otelrs_sql::sanitize::{analyze, Dialect, SanitizeOptions, MAX_SUMMARY_LEN};
 use proptest::prelude::*;
 
 const DIALECTS: [Dialect; 4] = [Dialect::PostgreSql, Dialect::MySql, Dialect::Sqlite, Dialect::Generic];
@@ -196,7 +196,7 @@ fn one_mebibyte_statement_is_capped_and_hidden() {
             let started = std::time::Instant::now();
             let a = analyze(&sql, &SanitizeOptions::new(d));
             let took = started.elapsed();
-            assert!(a.sanitized.len() <= otel_sql::sanitize::DEFAULT_MAX_TEXT_LEN);
+            assert!(a.sanitized.len() <= otelrs_sql::sanitize::DEFAULT_MAX_TEXT_LEN);
             assert_no_literal("sanitized text", &a.sanitized, &sql[..200]);
             assert_no_literal("summary", &a.summary, &sql[..200]);
             // Generous for a loaded 2-core machine in a debug build; a quadratic lexer would take
@@ -417,9 +417,9 @@ proptest! {
     #[test]
     fn masked_redis_command_never_contains_a_value(args in command_with_values()) {
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let masked = otel_redis::mask_command(&refs);
+        let masked = otelrs_redis::mask_command(&refs);
         prop_assert!(!masked.contains(VALUE_MARK), "value leaked: {:?}", masked);
-        let op = otel_redis::operation_name(&refs);
+        let op = otelrs_redis::operation_name(&refs);
         prop_assert!(!op.contains(VALUE_MARK));
     }
 
@@ -428,9 +428,9 @@ proptest! {
     #[test]
     fn arbitrary_redis_args_never_panic(args in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..40), 0..12)) {
         let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-        let masked = otel_redis::mask_command(&refs);
-        let op = otel_redis::operation_name(&refs);
-        prop_assert!(op == otel_redis::OPERATION_OTHER || (op.len() <= 129 && !op.is_empty()), "{:?}", op);
+        let masked = otelrs_redis::mask_command(&refs);
+        let op = otelrs_redis::operation_name(&refs);
+        prop_assert!(op == otelrs_redis::OPERATION_OTHER || (op.len() <= 129 && !op.is_empty()), "{:?}", op);
         // Worst case every byte becomes `\xHH` plus quotes and separators.
         let bound: usize = refs.iter().map(|a| 4 * a.len() + 3).sum::<usize>() + 8;
         prop_assert!(masked.len() <= bound, "{} > {}", masked.len(), bound);
@@ -441,13 +441,13 @@ proptest! {
 #[test]
 fn one_mebibyte_value_is_masked() {
     let big = vec![b'x'; 1 << 20];
-    assert_eq!(otel_redis::mask_command(&[b"SET", b"k", &big]), "SET k ?");
-    assert_eq!(otel_redis::mask_command(&[b"AUTH", &big]), "AUTH ?");
+    assert_eq!(otelrs_redis::mask_command(&[b"SET", b"k", &big]), "SET k ?");
+    assert_eq!(otelrs_redis::mask_command(&[b"AUTH", &big]), "AUTH ?");
     let many: Vec<&[u8]> = std::iter::once(b"RPUSH".as_slice())
         .chain(std::iter::once(b"list".as_slice()))
         .chain(std::iter::repeat_n(b"SeCrEt".as_slice(), 100_000))
         .collect();
-    let masked = otel_redis::mask_command(&many);
+    let masked = otelrs_redis::mask_command(&many);
     assert_eq!(masked.len(), "RPUSH list".len() + 2 * 100_000);
     assert!(!masked.contains(VALUE_MARK));
 }

@@ -1,4 +1,4 @@
-//! The OTLP/HTTP exporter (otel-core `SdkBuilder`) pointed at a healthy in-process receiver, a
+//! The OTLP/HTTP exporter (otelrs-core `SdkBuilder`) pointed at a healthy in-process receiver, a
 //! closed port and a listener that accepts but never answers, under the same bounded load
 //! through an instrumented axum service. Its own test binary, so RSS is this run's alone.
 
@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use otel_core::sdk::{ExportStats, Exporter, OtlpProtocol, SdkBuilder, SdkConfig};
-use otel_core::Instrumentation;
-use otel_http::HttpServerLayer;
+use otelrs_core::sdk::{ExportStats, Exporter, OtlpProtocol, SdkBuilder, SdkConfig};
+use otelrs_core::Instrumentation;
+use otelrs_http::HttpServerLayer;
 use reliability::{drive, env_count, items_router, percentile, report, rss_kib, serve_axum};
 
 /// A minimal OTLP/HTTP receiver: reads each request (headers + Content-Length body) and
@@ -118,7 +118,7 @@ async fn run_phase(name: &'static str, port: u16, n: usize) -> Phase {
     let waited = shutdown_started.elapsed();
     eprintln!("{name}: shutdown {result:?} after {waited:.2?}");
     assert!(waited < Duration::from_secs(10), "{name}: shutdown waited {waited:?}");
-    // What was lost is counted and visible (otel-core's export health).
+    // What was lost is counted and visible (otelrs-core's export health).
     let stats = guard.export_stats();
     let last_error = guard.last_export_error();
     eprintln!("{name}: export stats: {stats}; last error: {last_error:?}");

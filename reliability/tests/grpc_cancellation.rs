@@ -1,5 +1,5 @@
 //! gRPC calls cancelled mid-stream, thousands of times (issue 9, item 3): a tonic server with
-//! otel-grpc's `GrpcServerLayer` serves a server-streaming RPC that streams forever (a message
+//! otelrs-grpc's `GrpcServerLayer` serves a server-streaming RPC that streams forever (a message
 //! every 2 ms); a client with `GrpcClientLayer` makes `RELIABILITY_CANCELS` calls (default 2000,
 //! 16 at a time) over one HTTP/2 channel and abandons every one of them:
 //!
@@ -19,7 +19,7 @@
 //! `INTERNAL` ("Missing request message."), and its server span records that answer (Error,
 //! `error.type = INTERNAL`); no other outcome is accepted. The duration histograms count every
 //! call once, with the spans' codes; no panic anywhere (hook); and the server still answers a
-//! unary call and a full stream read afterwards. otel-grpc records no in-flight gauge (only the
+//! unary call and a full stream read afterwards. otelrs-grpc records no in-flight gauge (only the
 //! two duration histograms), so there is no gauge to drift; the histograms' counts are the
 //! equivalent check.
 
@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 use futures_util::Stream;
 use opentelemetry::trace::{SpanId, SpanKind, Status as SpanStatus, TraceContextExt as _};
 use opentelemetry_sdk::trace::SpanData;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_grpc::{GrpcClientLayer, GrpcClientService, GrpcServerLayer};
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_grpc::{GrpcClientLayer, GrpcClientService, GrpcServerLayer};
 use reliability::{env_count, rss_kib};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codegen::{http, Body, BoxFuture, StdError};
@@ -445,7 +445,7 @@ async fn grpc_streams_cancelled_thousands_of_times_end_every_span() {
         "every handler ran under its own server span"
     );
 
-    // The duration histograms count every call once (otel-grpc's only per-call instruments; it
+    // The duration histograms count every call once (otelrs-grpc's only per-call instruments; it
     // records no in-flight gauge).
     let m = t.metrics();
     let base = [kv("rpc.method", STREAM), kv("rpc.system.name", "grpc")];

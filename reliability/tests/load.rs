@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::routing::get;
 use bytes::Bytes;
-use otel_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otel_http::{HttpServerLayer, HttpServerMiddleware};
+use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
+use otelrs_http::{HttpServerLayer, HttpServerMiddleware};
 use reliability::{drive, env_count, items_router, rss_kib, serve_axum, TIMEOUT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -13,9 +13,9 @@ use opentelemetry::baggage::BaggageExt;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::Context;
-use otel_core::propagation::{HeaderExtractor, MessageExtractor, W3cPropagator};
-use otel_core::testing::{SpanDataExt, TestTelemetry};
-use otel_http::HttpServerLayer;
+use otelrs_core::propagation::{HeaderExtractor, MessageExtractor, W3cPropagator};
+use otelrs_core::testing::{SpanDataExt, TestTelemetry};
+use otelrs_http::HttpServerLayer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Counts bytes allocated by the current thread (tests run on their own threads).

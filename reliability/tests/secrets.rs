@@ -1,6 +1,6 @@
 //! Secrets corpus: statements, commands and requests carrying passwords, tokens, card numbers and
-//! e-mail addresses run through otel-sql (SQLite in memory), otel-redis (a real Redis) and
-//! otel-http (axum server layer, actix-web middleware, reqwest and hyper clients), all with default options. None of
+//! e-mail addresses run through otelrs-sql (SQLite in memory), otelrs-redis (a real Redis) and
+//! otelrs-http (axum server layer, actix-web middleware, reqwest and hyper clients), all with default options. None of
 //! the secrets may appear in any exported span name, attribute, status, event or metric
 //! attribute (`reliability::assert_no_secrets` reads everything `TestTelemetry` exported).
 
@@ -10,9 +10,9 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use otel_core::testing::TestTelemetry;
-use otel_http::{HttpClientLayer, HttpClientMiddleware, HttpServerLayer};
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_core::testing::TestTelemetry;
+use otelrs_http::{HttpClientLayer, HttpClientMiddleware, HttpServerLayer};
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 use reliability::{assert_no_secrets, serve_axum};
 use sqlx::sqlite::{Sqlite, SqlitePoolOptions};
 
@@ -101,7 +101,9 @@ fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_owned())
 }
 
-async fn redis_connection(t: &TestTelemetry) -> otel_redis::InstrumentedConnection<redis::aio::MultiplexedConnection> {
+async fn redis_connection(
+    t: &TestTelemetry,
+) -> otelrs_redis::InstrumentedConnection<redis::aio::MultiplexedConnection> {
     let url = redis_url();
     let client = redis::Client::open(url.as_str()).unwrap_or_else(|e| panic!("invalid REDIS_URL {url:?}: {e}"));
     let config = redis::AsyncConnectionConfig::new()
@@ -116,7 +118,7 @@ async fn redis_connection(t: &TestTelemetry) -> otel_redis::InstrumentedConnecti
                  (or set REDIS_URL to a reachable server)"
             )
         });
-    otel_redis::RedisInstrumentation::new(t.instrumentation()).connection(conn, client.get_connection_info())
+    otelrs_redis::RedisInstrumentation::new(t.instrumentation()).connection(conn, client.get_connection_info())
 }
 
 /// Commands carrying secrets as values, passwords of AUTH / HELLO / ACL SETUSER, script
@@ -268,7 +270,7 @@ async fn http_common_secret_query_keys_never_exported() {
 #[test]
 fn actix_server_secrets_never_exported() {
     use actix_web::{web, App, HttpServer};
-    use otel_http::HttpServerMiddleware;
+    use otelrs_http::HttpServerMiddleware;
 
     let t = TestTelemetry::new();
     let mw = HttpServerMiddleware::with_instrumentation(t.instrumentation());

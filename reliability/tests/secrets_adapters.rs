@@ -2,12 +2,12 @@
 //! tokens, card numbers and e-mail addresses run through the adapters `secrets.rs` does not
 //! cover, all with default options:
 //!
-//! * otel-sql on a real PostgreSQL (`DATABASE_URL`) and a real MariaDB/MySQL (`MYSQL_URL`):
+//! * otelrs-sql on a real PostgreSQL (`DATABASE_URL`) and a real MariaDB/MySQL (`MYSQL_URL`):
 //!   literals, comments, `IN` lists, dialect-specific strings (`E'...'`, `$tag$...$tag$`, MySQL
 //!   `"..."` and `\'`), and failing statements whose driver message quotes the data;
-//! * otel-grpc (tonic server and client layers over 127.0.0.1): secrets in request and response
+//! * otelrs-grpc (tonic server and client layers over 127.0.0.1): secrets in request and response
 //!   metadata, in messages, and in the messages of error statuses;
-//! * otel-mq on a real RabbitMQ (`AMQP_URL`), a real NATS (`NATS_URL`) and librdkafka's
+//! * otelrs-mq on a real RabbitMQ (`AMQP_URL`), a real NATS (`NATS_URL`) and librdkafka's
 //!   in-process mock cluster: secrets in payloads, headers and (Kafka) message keys.
 //!
 //! None of the secrets may appear in any exported span name, attribute, status, event or metric
@@ -21,9 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
 use opentelemetry::trace::{SpanKind, Status as SpanStatus};
-use otel_core::testing::{SpanDataExt, TestTelemetry};
-use otel_grpc::{GrpcClientLayer, GrpcClientService, GrpcServerLayer};
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_core::testing::{SpanDataExt, TestTelemetry};
+use otelrs_grpc::{GrpcClientLayer, GrpcClientService, GrpcServerLayer};
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 use reliability::assert_no_secrets;
 use sqlx::mysql::{MySql, MySqlPoolOptions};
 use sqlx::postgres::{PgPoolOptions, Postgres};
@@ -381,7 +381,7 @@ async fn store(client: &mut GrpcClient, action: &str) -> Result<Response<StoreRe
 /// secrets in request metadata (`authorization: Bearer`, `x-api-key`, `cookie`, `x-card`), in
 /// request and response messages, in response metadata (`set-cookie`, `x-session-token`), and in
 /// the messages, binary details and metadata of error statuses (`INVALID_ARGUMENT`, `INTERNAL`,
-/// `UNAUTHENTICATED`). otel-grpc documents that it sets no status description ("gRPC status
+/// `UNAUTHENTICATED`). otelrs-grpc documents that it sets no status description ("gRPC status
 /// messages are application text"); a status message in a span status would fail here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_secrets_never_exported() {
@@ -437,7 +437,7 @@ async fn grpc_secrets_never_exported() {
         if let SpanStatus::Error { description } = &span.status {
             assert!(
                 description.is_empty(),
-                "otel-grpc set a span status description from a gRPC status message: {description:?} on {:?} \
+                "otelrs-grpc set a span status description from a gRPC status message: {description:?} on {:?} \
                  (span {:?}); gRPC status messages are application text and must not be exported",
                 span.span_kind,
                 span.name
@@ -496,7 +496,7 @@ async fn rabbitmq_secrets_never_exported() {
     ch.queue_declare(&queue, QueueDeclareOptions::default(), FieldTable::default())
         .await
         .expect("queue_declare");
-    let rmq = otel_mq::rabbitmq::RabbitMq::new(t.instrumentation()).with_server_from_uri(&url);
+    let rmq = otelrs_mq::rabbitmq::RabbitMq::new(t.instrumentation()).with_server_from_uri(&url);
     let traced = rmq.channel(ch.clone());
 
     let payloads = [
@@ -578,7 +578,7 @@ async fn nats_secrets_never_exported() {
         .await
         .unwrap_or_else(|_| unreachable_service(&url, "nats", "NATS_URL", "no connection within 5 s"))
         .unwrap_or_else(|e| unreachable_service(&url, "nats", "NATS_URL", e));
-    let nats = otel_mq::nats::Nats::new(t.instrumentation());
+    let nats = otelrs_mq::nats::Nats::new(t.instrumentation());
     let subject = unique("reliability-secrets");
     let mut sub = client.subscribe(subject.clone()).await.expect("subscribe");
     client.flush().await.expect("flush");
@@ -641,7 +641,7 @@ async fn kafka_round_trip(t: &TestTelemetry, records: &[(&str, String)]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
     let (_cluster, bootstrap, topic) = kafka_cluster();
-    let producer_kafka = otel_mq::kafka::Kafka::new(t.instrumentation()).with_bootstrap_servers(&bootstrap);
+    let producer_kafka = otelrs_mq::kafka::Kafka::new(t.instrumentation()).with_bootstrap_servers(&bootstrap);
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("message.timeout.ms", "5000")
@@ -679,7 +679,7 @@ async fn kafka_round_trip(t: &TestTelemetry, records: &[(&str, String)]) {
         .set("group.id", unique("reliability-group"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false");
-    let kafka = otel_mq::kafka::Kafka::from_client_config(t.instrumentation(), &config);
+    let kafka = otelrs_mq::kafka::Kafka::from_client_config(t.instrumentation(), &config);
     let consumer: StreamConsumer = config.create().expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
     let mut stream = consumer.stream();
@@ -734,7 +734,7 @@ async fn kafka_payload_and_header_secrets_never_exported() {
 }
 
 /// A Kafka message whose key is an e-mail address (a common partitioning key: per-customer
-/// ordering). otel-mq records `messaging.kafka.message.key` on every send and process span (and
+/// ordering). otelrs-mq records `messaging.kafka.message.key` on every send and process span (and
 /// on each link of a batch process span) by default, with no option to turn it off, so the
 /// address is exported. This test states the issue's requirement (no e-mail address in any
 /// exported attribute with default options) and fails while the key is recorded by default.
@@ -751,7 +751,7 @@ async fn kafka_email_message_key_not_exported_by_default() {
         .collect();
     assert!(
         keyed.is_empty(),
-        "otel-mq exports the Kafka message key (an e-mail address here) as `messaging.kafka.message.key` \
+        "otelrs-mq exports the Kafka message key (an e-mail address here) as `messaging.kafka.message.key` \
          with default options, on spans {keyed:?} (otel-mq/src/kafka.rs: `send`, `message_attrs` used by \
          `process`, and the link attributes of `process_batch`); message keys are application data \
          (user ids, e-mail addresses) and must be opt-in"

@@ -1,4 +1,4 @@
-//! Latency added per operation by otel-sql and sqlx-otel (SQLite in-memory point `SELECT`) and otel-redis
+//! Latency added per operation by otelrs-sql and sqlx-otel (SQLite in-memory point `SELECT`) and otelrs-redis
 //! (loopback `GET`), measured as wall-clock time with the variants interleaved: each round runs
 //! a batch of operations through both variants (in alternating order), and the figures are the
 //! median of the per-round means and the median of the per-round differences. Pairing the two
@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use benches::http_apps::{runtime, Sdk};
 use benches::sdk032::Sdk032;
-use otel_redis::RedisInstrumentation;
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_redis::RedisInstrumentation;
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 use redis::aio::ConnectionLike;
 
 use benches::SQLITE_POINT_SELECT as POINT;
@@ -182,7 +182,7 @@ fn main() {
             }};
         }
         let mut raw_s = Samples::new("sqlx (raw)");
-        let mut otel_s = Samples::new("otel-sql");
+        let mut otel_s = Samples::new("otelrs-sql");
         let mut sqlx_otel_s = Samples::new("sqlx-otel 0.5");
         for round in 0..=rounds {
             // Rotate the order so no variant always runs first or last in a round.
@@ -219,7 +219,7 @@ fn main() {
         let redis = RedisInstrumentation::new(sdk.instrumentation());
         let mut otel = redis.connection(bare.clone(), client.get_connection_info());
         let mut bare_s = Samples::new("redis (bare)");
-        let mut otel_s = Samples::new("otel-redis");
+        let mut otel_s = Samples::new("otelrs-redis");
         let run = |conn: &mut dyn ConnectionLike| {
             let t = Instant::now();
             rt.block_on(async {

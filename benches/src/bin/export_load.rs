@@ -1,11 +1,11 @@
 //! OTLP export load: application threads end HTTP-server-like spans at a fixed rate (or as fast
-//! as they can), exported by otel-core's batch pipeline or by the SDK's `BatchSpanProcessor` to
+//! as they can), exported by otelrs-core's batch pipeline or by the SDK's `BatchSpanProcessor` to
 //! an in-process OTLP receiver that answers after a delay. Prints one `key=value` line: what was
 //! offered, delivered and lost, the delivery rate and the application CPU time per span.
 //!
-//! Usage: `export_load [--pipeline otel-core|sdk] [--transport grpc|http] [--delay-ms N] [--gzip]
+//! Usage: `export_load [--pipeline otelrs-core|sdk] [--transport grpc|http] [--delay-ms N] [--gzip]
 //! [--threads 1|2] [--rate N] [--seconds S] [--concurrency K] [--batch B] [--queue Q]`
-//! (defaults: otel-core, grpc, 0 ms, no gzip, 1 thread, rate 0 = saturation, 5 s, otel-core's
+//! (defaults: otelrs-core, grpc, 0 ms, no gzip, 1 thread, rate 0 = saturation, 5 s, otelrs-core's
 //! concurrency, 512, 2048).
 //!
 //! `delivered_per_s` is the spans received over the time from the first span produced to the
@@ -20,10 +20,10 @@ use opentelemetry::KeyValue;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
-use otel_core::sdk::{BatchConfig, Exporter, OtlpCompression, OtlpProtocol, SdkBuilder, SdkConfig, TelemetryGuard};
+use otelrs_core::sdk::{BatchConfig, Exporter, OtlpCompression, OtlpProtocol, SdkBuilder, SdkConfig, TelemetryGuard};
 use otlp_receiver::{Receiver, ReceiverOptions, Transport};
 
-const USAGE: &str = "usage: export_load [--pipeline otel-core|sdk] [--transport grpc|http] [--delay-ms N] [--gzip] \
+const USAGE: &str = "usage: export_load [--pipeline otelrs-core|sdk] [--transport grpc|http] [--delay-ms N] [--gzip] \
                      [--threads 1|2] [--rate N (0 = saturation)] [--seconds S] [--concurrency K] [--batch B] [--queue Q]";
 const SERVICE_NAME: &str = "export-load";
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -109,7 +109,7 @@ fn parse_args() -> Args {
         match flag.as_str() {
             "--pipeline" => {
                 args.pipeline = match value.as_str() {
-                    "otel-core" => Pipeline::OtelCore,
+                    "otelrs-core" => Pipeline::OtelCore,
                     "sdk" => Pipeline::Sdk,
                     _ => usage_error(&format!("--pipeline: {value}")),
                 }
@@ -172,7 +172,7 @@ impl Exporting {
                     )
                     .with_shutdown_timeout(SHUTDOWN_TIMEOUT)
                     .build()
-                    .unwrap_or_else(|e| panic!("otel-core SDK setup: {e}"));
+                    .unwrap_or_else(|e| panic!("otelrs-core SDK setup: {e}"));
                 Exporting::OtelCore(guard)
             }
             Pipeline::Sdk => {
@@ -454,7 +454,7 @@ fn main() {
                 );
             }
             (
-                "otel-core",
+                "otelrs-core",
                 stats.spans_dropped_queue_full.to_string(),
                 stats.spans_failed.to_string(),
                 stats.spans_dropped_shutdown.to_string(),

@@ -4,7 +4,7 @@
 //! thread = everything but the SDK's export threads).
 //!
 //! Usage: `grpc_instructions <variant> <calls> [unsampled]` with variant one of `bare`,
-//! `otel-grpc`, `tonic-tracing-opentelemetry`.
+//! `otelrs-grpc`, `tonic-tracing-opentelemetry`.
 
 use benches::allocations;
 use benches::grpc_apps::{runtime, App, Sdk, Variant};
@@ -13,7 +13,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let name = args.next().unwrap_or_default();
     let Some(variant) = Variant::from_name(&name) else {
-        eprintln!("unknown variant {name:?}; one of bare, otel-grpc, tonic-tracing-opentelemetry");
+        eprintln!("unknown variant {name:?}; one of bare, otelrs-grpc, tonic-tracing-opentelemetry");
         std::process::exit(2);
     };
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(0);

@@ -2,7 +2,7 @@
 //! under callgrind. Instructions per request = `(Ir(N) - Ir(0)) / N`.
 //!
 //! Usage: `http_instructions <variant> <requests> [unsampled]` with variant one of `bare`,
-//! `otel-http`, `otel-http-globals`, `instrumentation-tower`, `instrumentation-tower-metrics`,
+//! `otelrs-http`, `otel-http-globals`, `instrumentation-tower`, `instrumentation-tower-metrics`,
 //! `axum-tracing-opentelemetry`.
 
 use benches::http_apps::{call, router, runtime, Sdk, Variant};
@@ -11,7 +11,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let variant = match args.next().as_deref() {
         Some("bare") => Variant::Bare,
-        Some("otel-http") => Variant::OtelHttp,
+        Some("otelrs-http") => Variant::OtelHttp,
         Some("otel-http-globals") => Variant::OtelHttpGlobals,
         Some("instrumentation-tower") => Variant::InstrumentationTower,
         Some("instrumentation-tower-metrics") => Variant::InstrumentationTowerMetricsOnly,

@@ -1,13 +1,13 @@
 //! Instructions the application thread spends per span (start, 8 attributes, end) with
-//! otel-core's export pipeline and with the SDK's `BatchSpanProcessor`, both exporting to an
+//! otelrs-core's export pipeline and with the SDK's `BatchSpanProcessor`, both exporting to an
 //! exporter that discards. Run under callgrind, counting only `emit_spans`:
 //!
 //! ```sh
 //! valgrind --tool=callgrind --toggle-collect='*emit_spans*' --callgrind-out-file=/dev/null \
-//!     $B otel-core 10000 2>&1 | grep Collected
+//!     $B otelrs-core 10000 2>&1 | grep Collected
 //! ```
 //!
-//! `$B <otel-core|sdk> <n>`; instructions per span = (Ir(n) - Ir(0)) / n.
+//! `$B <otelrs-core|sdk> <n>`; instructions per span = (Ir(n) - Ir(0)) / n.
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use benches::http_apps::DiscardSpans;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider};
-use otel_core::sdk::{BatchConfig, SdkBuilder, SdkConfig};
+use otelrs_core::sdk::{BatchConfig, SdkBuilder, SdkConfig};
 
 /// The spans, one after another on this thread (the only function callgrind counts).
 #[inline(never)]
@@ -41,12 +41,12 @@ fn emit_spans(tracer: &opentelemetry_sdk::trace::SdkTracer, n: u64) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let case = args.next().unwrap_or_else(|| "otel-core".into());
+    let case = args.next().unwrap_or_else(|| "otelrs-core".into());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     // A queue that never fills however far the export thread lags under callgrind.
     let queue = 1 << 20;
     match case.as_str() {
-        "otel-core" => {
+        "otelrs-core" => {
             let guard = SdkBuilder::from_config(SdkConfig::default())
                 .with_traces_exporters([])
                 .with_metrics_exporters([])
@@ -54,7 +54,7 @@ fn main() {
                 .with_span_exporter(DiscardSpans)
                 .with_span_batch(BatchConfig::spans().with_max_queue_size(queue))
                 .build()
-                .expect("otel-core SDK");
+                .expect("otelrs-core SDK");
             let provider = guard.tracer_provider().expect("traces on").clone();
             emit_spans(&provider.tracer("bench"), n);
             guard.shutdown().expect("shutdown");
@@ -74,7 +74,7 @@ fn main() {
                 .expect("shutdown");
         }
         other => {
-            eprintln!("unknown case {other:?}: otel-core or sdk");
+            eprintln!("unknown case {other:?}: otelrs-core or sdk");
             std::process::exit(2);
         }
     }

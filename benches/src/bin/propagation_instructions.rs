@@ -13,7 +13,7 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use otel_core::propagation::{HeaderExtractor, HeaderInjector, W3cPropagator, W3cTraceContextPropagator};
+use otelrs_core::propagation::{HeaderExtractor, HeaderInjector, W3cPropagator, W3cTraceContextPropagator};
 
 fn main() {
     let mut args = std::env::args().skip(1);

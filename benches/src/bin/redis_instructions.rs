@@ -2,11 +2,11 @@
 //! variant, for instruction counting under callgrind. Instructions per `GET` =
 //! `(Ir(N) - Ir(0)) / N` (this process only: the server's work is not counted).
 //!
-//! Usage: `redis_instructions <bare|otel-redis> <gets> [unsampled]`. Same SDK setup as the HTTP
+//! Usage: `redis_instructions <bare|otelrs-redis> <gets> [unsampled]`. Same SDK setup as the HTTP
 //! benches (batch span processor and periodic reader with discarding exporters).
 
 use benches::http_apps::{runtime, Sdk};
-use otel_redis::RedisInstrumentation;
+use otelrs_redis::RedisInstrumentation;
 use redis::aio::ConnectionLike;
 
 fn main() {
@@ -39,13 +39,13 @@ fn main() {
     };
     match variant.as_str() {
         "bare" => run(&mut bare),
-        "otel-redis" => {
+        "otelrs-redis" => {
             let redis = RedisInstrumentation::new(sdk.instrumentation());
             let mut conn = redis.connection(bare.clone(), client.get_connection_info());
             run(&mut conn)
         }
         other => {
-            eprintln!("unknown variant {other:?}: bare or otel-redis");
+            eprintln!("unknown variant {other:?}: bare or otelrs-redis");
             std::process::exit(2);
         }
     }

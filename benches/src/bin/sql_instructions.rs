@@ -2,12 +2,12 @@
 //! callgrind (all threads, SQLite's worker thread included). Instructions per query =
 //! `(Ir(N) - Ir(0)) / N`.
 //!
-//! Usage: `sql_instructions <raw|otel-sql|sqlx-otel> <queries> [unsampled]`. Same SDK setup as the HTTP
+//! Usage: `sql_instructions <raw|otelrs-sql|sqlx-otel> <queries> [unsampled]`. Same SDK setup as the HTTP
 //! benches (batch span processor and periodic reader with discarding exporters).
 
 use benches::http_apps::{runtime, Sdk};
 use benches::sdk032::Sdk032;
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 
 use benches::SQLITE_POINT_SELECT as POINT;
 
@@ -28,7 +28,7 @@ fn main() {
                 names += row.1.len();
             }
         }),
-        "otel-sql" => {
+        "otelrs-sql" => {
             let pool = InstrumentedPool::new(pool, SqlOptions::new().with_instrumentation(sdk.instrumentation()));
             rt.block_on(async {
                 for _ in 0..=n {
@@ -51,7 +51,7 @@ fn main() {
             sdk032.flush();
         }
         other => {
-            eprintln!("unknown variant {other:?}: raw, otel-sql or sqlx-otel");
+            eprintln!("unknown variant {other:?}: raw, otelrs-sql or sqlx-otel");
             std::process::exit(2);
         }
     }

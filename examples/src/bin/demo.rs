@@ -16,8 +16,8 @@ use opentelemetry::baggage::BaggageExt;
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::{attribute as attr, metric};
-use otel_core::sdk::{Exporter, SdkBuilder};
-use otel_core::{instruments, status, Instrumentation};
+use otelrs_core::sdk::{Exporter, SdkBuilder};
+use otelrs_core::{instruments, status, Instrumentation};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,4 +1,4 @@
-//! W3C Trace Context conformance service, built from otel-http's server and client layers.
+//! W3C Trace Context conformance service, built from otelrs-http's server and client layers.
 //!
 //! ```sh
 //! cargo run -p examples --bin w3c_tracecontext -- --port 7799
@@ -23,10 +23,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use otel_core::propagation::W3cPropagator;
-use otel_core::Instrumentation;
-use otel_http::client::HttpClientService;
-use otel_http::{HttpClientLayer, HttpServerLayer};
+use otelrs_core::propagation::W3cPropagator;
+use otelrs_core::Instrumentation;
+use otelrs_http::client::HttpClientService;
+use otelrs_http::{HttpClientLayer, HttpServerLayer};
 use tower::{ServiceBuilder, ServiceExt};
 
 type TracedClient = HttpClientService<Client<HttpConnector, Full<Bytes>>>;

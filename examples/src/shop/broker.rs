@@ -1,5 +1,5 @@
 //! The shop's broker: Kafka through librdkafka's in-process mock cluster (the default), RabbitMQ
-//! (lapin) or NATS (async-nats core publish/subscribe), each through otel-mq. `orders` publishes
+//! (lapin) or NATS (async-nats core publish/subscribe), each through otelrs-mq. `orders` publishes
 //! `order.created` with a [`Publisher`]; `notifier` consumes it (see [`super::notifier`]).
 //!
 //! On a real broker the destination is unique per run, `order.created.{run}` (a RabbitMQ queue
@@ -13,11 +13,11 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use otel_core::Instrumentation;
-use otel_mq::kafka::Kafka;
-use otel_mq::nats::Nats;
-use otel_mq::rabbitmq::{RabbitMq, TracedChannel};
-use otel_mq::ProcessParent;
+use otelrs_core::Instrumentation;
+use otelrs_mq::kafka::Kafka;
+use otelrs_mq::nats::Nats;
+use otelrs_mq::rabbitmq::{RabbitMq, TracedChannel};
+use otelrs_mq::ProcessParent;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;

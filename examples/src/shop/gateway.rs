@@ -1,5 +1,5 @@
-//! `gateway`: axum behind otel-http's `HttpServerLayer`; calls `users` over HTTP (reqwest with
-//! otel-http's `HttpClientMiddleware`) and `orders` over gRPC (tonic with otel-grpc's
+//! `gateway`: axum behind otelrs-http's `HttpServerLayer`; calls `users` over HTTP (reqwest with
+//! otelrs-http's `HttpClientMiddleware`) and `orders` over gRPC (tonic with otelrs-grpc's
 //! `GrpcClientLayer`). Serves `/metrics` for Prometheus outside the instrumented routes.
 
 use std::net::SocketAddr;
@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use otel_core::sdk::PrometheusHandle;
-use otel_core::Instrumentation;
-use otel_grpc::{GrpcClientLayer, GrpcClientService};
-use otel_http::{HttpClientMiddleware, HttpServerLayer, UrlTemplate};
+use otelrs_core::sdk::PrometheusHandle;
+use otelrs_core::Instrumentation;
+use otelrs_grpc::{GrpcClientLayer, GrpcClientService};
+use otelrs_http::{HttpClientMiddleware, HttpServerLayer, UrlTemplate};
 use reqwest_middleware::ClientWithMiddleware;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;

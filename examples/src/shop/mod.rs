@@ -4,13 +4,13 @@
 //! ```text
 //! caller ──HTTP──▶ gateway (axum + HttpServerLayer)
 //!                    ├──HTTP (reqwest + HttpClientMiddleware)──▶ users (actix-web + HttpServerMiddleware)
-//!                    │                                              ├── Redis cache (otel-redis), when reachable
-//!                    │                                              └── SQLite (otel-sql)
+//!                    │                                              ├── Redis cache (otelrs-redis), when reachable
+//!                    │                                              └── SQLite (otelrs-sql)
 //!                    └──gRPC (tonic + GrpcClientLayer)──▶ orders (tonic + GrpcServerLayer)
 //!                                                           ├── charge payment (internal span)
-//!                                                           ├── SQLite (otel-sql)
-//!                                                           └── Kafka send order.created (otel-mq) ──▶ notifier
-//!                                                                                     process (otel-mq) + SQLite
+//!                                                           ├── SQLite (otelrs-sql)
+//!                                                           └── Kafka send order.created (otelrs-mq) ──▶ notifier
+//!                                                                                     process (otelrs-mq) + SQLite
 //! ```
 //!
 //! Embedded by default: SQLite in memory and Kafka through librdkafka's in-process mock cluster.

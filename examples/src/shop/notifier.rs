@@ -1,5 +1,5 @@
-//! `notifier`: consumes `order.created` with otel-mq's process API (Kafka, RabbitMQ or NATS) and
-//! records a notification row through otel-sql. Its process span is the child of the message's
+//! `notifier`: consumes `order.created` with otelrs-mq's process API (Kafka, RabbitMQ or NATS) and
+//! records a notification row through otelrs-sql. Its process span is the child of the message's
 //! creation context (`ProcessParent::CreationContext`), so an order and its notification are one
 //! trace; the settle step (Kafka commit, RabbitMQ ack) is a span under it.
 
@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use lapin::options::BasicAckOptions;
-use otel_mq::kafka::Kafka;
-use otel_mq::nats::Nats;
-use otel_mq::rabbitmq::TracedConsumer;
+use otelrs_mq::kafka::Kafka;
+use otelrs_mq::nats::Nats;
+use otelrs_mq::rabbitmq::TracedConsumer;
 use rdkafka::consumer::{CommitMode, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 

@@ -1,14 +1,14 @@
-//! `orders`: a tonic gRPC server behind otel-grpc's `GrpcServerLayer`; charges the payment (an
-//! internal span), writes the order through otel-sql and publishes `order.created` through
-//! otel-mq (Kafka, RabbitMQ or NATS).
+//! `orders`: a tonic gRPC server behind otelrs-grpc's `GrpcServerLayer`; charges the payment (an
+//! internal span), writes the order through otelrs-sql and publishes `order.created` through
+//! otelrs-mq (Kafka, RabbitMQ or NATS).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use opentelemetry::trace::{Span as _, SpanKind, Status as SpanStatus, Tracer as _};
 use opentelemetry::{Context, KeyValue};
-use otel_core::Instrumentation;
-use otel_grpc::GrpcServerLayer;
+use otelrs_core::Instrumentation;
+use otelrs_grpc::GrpcServerLayer;
 use serde_json::json;
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -29,7 +29,7 @@ struct OrdersImpl {
     db: Store,
     publisher: Publisher,
     destination: String,
-    tracer: otel_core::Tracer,
+    tracer: otelrs_core::Tracer,
 }
 
 impl OrdersImpl {

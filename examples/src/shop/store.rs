@@ -1,5 +1,5 @@
 //! The shop's database: SQLite in memory (the default), PostgreSQL or MySQL/MariaDB, each pool
-//! behind otel-sql's `InstrumentedPool`. The services call the few queries they need through
+//! behind otelrs-sql's `InstrumentedPool`. The services call the few queries they need through
 //! [`Store`], which writes each one in its database's dialect (placeholders, `RETURNING`,
 //! auto-increment keys) so the spans read the same everywhere: `INSERT users`, `SELECT users`.
 //!
@@ -10,8 +10,8 @@
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use otel_core::Instrumentation;
-use otel_sql::{InstrumentedPool, SqlOptions};
+use otelrs_core::Instrumentation;
+use otelrs_sql::{InstrumentedPool, SqlOptions};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::SqlitePoolOptions;

@@ -1,4 +1,4 @@
-//! Telemetry of the shop: one SDK per service through otel-core's [`SdkBuilder`] (so every
+//! Telemetry of the shop: one SDK per service through otelrs-core's [`SdkBuilder`] (so every
 //! `OTEL_*` variable works and each service exports under its own `service.name`), plus an
 //! in-process copy of every finished span so the demo can draw its waterfalls.
 //!
@@ -17,8 +17,8 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use otel_core::sdk::{Exporter, PrometheusHandle, SamplerConfig, SdkBuilder, SdkError, TelemetryGuard};
-use otel_core::Instrumentation;
+use otelrs_core::sdk::{Exporter, PrometheusHandle, SamplerConfig, SdkBuilder, SdkError, TelemetryGuard};
+use otelrs_core::Instrumentation;
 
 /// A finished span as the demo renders and the test asserts it.
 #[derive(Clone, Debug)]
@@ -350,7 +350,7 @@ fn sampler(config: SamplerConfig) -> Sampler {
 impl ShopTelemetry {
     /// Sets up one SDK per service from the `OTEL_*` environment.
     ///
-    /// Differences from otel-core's defaults, so that a bare `cargo run` needs no collector:
+    /// Differences from otelrs-core's defaults, so that a bare `cargo run` needs no collector:
     /// traces and metrics are exported over OTLP only when `OTEL_TRACES_EXPORTER` /
     /// `OTEL_METRICS_EXPORTER` or an `OTEL_EXPORTER_OTLP_*ENDPOINT` is set, and logs only when
     /// `OTEL_LOGS_EXPORTER` is. A Prometheus reader is always added to the metrics pipeline: the

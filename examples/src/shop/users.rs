@@ -1,13 +1,13 @@
-//! `users`: actix-web behind otel-http's `HttpServerMiddleware`; reads and writes users through
-//! otel-sql (SQLite, PostgreSQL or MySQL/MariaDB) with a read-through Redis cache through
-//! otel-redis when Redis is reachable.
+//! `users`: actix-web behind otelrs-http's `HttpServerMiddleware`; reads and writes users through
+//! otelrs-sql (SQLite, PostgreSQL or MySQL/MariaDB) with a read-through Redis cache through
+//! otelrs-redis when Redis is reachable.
 
 use std::net::{SocketAddr, TcpListener};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
-use otel_core::Instrumentation;
-use otel_http::HttpServerMiddleware;
+use otelrs_core::Instrumentation;
+use otelrs_http::HttpServerMiddleware;
 use serde_json::{json, Value};
 
 use super::store::Store;
@@ -17,7 +17,7 @@ const CACHE_TTL_SECONDS: u64 = 60;
 
 struct State {
     db: Store,
-    cache: Option<otel_redis::InstrumentedPool>,
+    cache: Option<otelrs_redis::InstrumentedPool>,
     /// Prefix of this run's cache keys (`shop:{run}:`), so runs sharing a Redis never share entries.
     cache_prefix: String,
 }
@@ -26,8 +26,8 @@ struct State {
 pub async fn connect_cache(
     url: &str,
     instrumentation: Instrumentation,
-) -> Result<otel_redis::InstrumentedPool, String> {
-    let telemetry = otel_redis::RedisInstrumentation::builder(instrumentation)
+) -> Result<otelrs_redis::InstrumentedPool, String> {
+    let telemetry = otelrs_redis::RedisInstrumentation::builder(instrumentation)
         // The reachability probe is not part of any request.
         .filter(|operation| operation != "PING")
         .build();
@@ -40,7 +40,7 @@ pub async fn connect_cache(
         },
         ..deadpool_redis::PoolConfig::default()
     });
-    let pool = otel_redis::InstrumentedPool::builder(&config)
+    let pool = otelrs_redis::InstrumentedPool::builder(&config)
         .runtime(deadpool_redis::Runtime::Tokio1)
         .build(&telemetry)
         .map_err(|e| e.to_string())?;
@@ -65,7 +65,7 @@ impl UsersService {
     pub fn start(
         instrumentation: Instrumentation,
         db: Store,
-        cache: Option<otel_redis::InstrumentedPool>,
+        cache: Option<otelrs_redis::InstrumentedPool>,
         cache_prefix: String,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;

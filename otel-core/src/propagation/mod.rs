@@ -2,7 +2,7 @@
 //! family's default composite of the two.
 //!
 //! ```
-//! use otel_core::propagation::{HeaderExtractor, HeaderInjector, W3cPropagator};
+//! use otelrs_core::propagation::{HeaderExtractor, HeaderInjector, W3cPropagator};
 //! use opentelemetry::propagation::TextMapPropagator;
 //! use opentelemetry::trace::TraceContextExt;
 //!

@@ -3,7 +3,7 @@
 //! new traces).
 //!
 //! ```
-//! use otel_core::sampling::{RateLimitingSampler, RatioSampler, RuleSampler, Rule};
+//! use otelrs_core::sampling::{RateLimitingSampler, RatioSampler, RuleSampler, Rule};
 //! use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 //!
 //! // At most 100 new traces per second.

@@ -393,7 +393,7 @@ impl SdkBuilder {
             prometheus = prom;
             health.set_meter(&opentelemetry::metrics::MeterProvider::meter_with_scope(
                 &mp,
-                opentelemetry::InstrumentationScope::builder("otel-core")
+                opentelemetry::InstrumentationScope::builder("otelrs-core")
                     .with_version(env!("CARGO_PKG_VERSION"))
                     .build(),
             ));

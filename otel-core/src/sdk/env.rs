@@ -154,7 +154,7 @@ pub struct BatchConfig {
     /// spans, 1 s for logs).
     pub scheduled_delay: Duration,
     /// Export requests in flight at once, each on its own thread started when needed (`OTEL_BSP_MAX_CONCURRENT_EXPORTS`, default 8; logs:
-    /// `OTEL_BLRP_MAX_CONCURRENT_EXPORTS`, an otel-core variable). Delivery grows with it when
+    /// `OTEL_BLRP_MAX_CONCURRENT_EXPORTS`, an otelrs-core variable). Delivery grows with it when
     /// the collector is milliseconds away.
     pub max_concurrent_exports: usize,
     /// Longest one export may take, retries included (`OTEL_BSP_EXPORT_TIMEOUT`, default 30 s;

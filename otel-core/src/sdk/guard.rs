@@ -208,7 +208,7 @@ impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if let Err(e) = self.shutdown() {
             // Nothing else can report it at this point.
-            eprintln!("otel-core: {e}");
+            eprintln!("otelrs-core: {e}");
         }
     }
 }

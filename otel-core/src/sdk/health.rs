@@ -336,9 +336,9 @@ impl ExportHealth {
         st.reported_lost = lost;
         drop(st);
         if tracing::dispatcher::has_been_set() {
-            tracing::warn!(target: "otel_core::sdk", lost, "{message}");
+            tracing::warn!(target: "otelrs_core::sdk", lost, "{message}");
         } else {
-            eprintln!("otel-core: {message}");
+            eprintln!("otelrs-core: {message}");
         }
     }
 

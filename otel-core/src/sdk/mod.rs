@@ -4,7 +4,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // Reads OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER, ... and installs
 //! // the tracer, meter and logger providers and the propagator globally.
-//! let telemetry = otel_core::sdk::init()?;
+//! let telemetry = otelrs_core::sdk::init()?;
 //! // ... run the application ...
 //! telemetry.shutdown()?; // flushes, bounded by the shutdown timeout (also done on drop)
 //! # Ok(()) }
@@ -13,7 +13,7 @@
 //! Override any setting in code; code wins over the environment:
 //!
 //! ```no_run
-//! use otel_core::sdk::{Exporter, OtlpProtocol, SdkBuilder};
+//! use otelrs_core::sdk::{Exporter, OtlpProtocol, SdkBuilder};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let telemetry = SdkBuilder::from_env()?
 //!     .with_service_name("checkout")
@@ -51,7 +51,7 @@
 //! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | spans (`2048`, `512`) |
 //! | `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_EXPORT_TIMEOUT` | milliseconds (`5000`, `30000`) |
 //! | `OTEL_BSP_MAX_CONCURRENT_EXPORTS` | export requests in flight (`8`) |
-//! | `OTEL_BLRP_*` | the same five for log records (schedule delay `1000`; `OTEL_BLRP_MAX_CONCURRENT_EXPORTS` is an otel-core variable) |
+//! | `OTEL_BLRP_*` | the same five for log records (schedule delay `1000`; `OTEL_BLRP_MAX_CONCURRENT_EXPORTS` is an otelrs-core variable) |
 //!
 //! An invalid value is an error ([`ConfigError`]) naming the variable and the value; so is a TLS
 //! file that is missing, unreadable or not PEM (the error names the variable and the path). Every
@@ -70,7 +70,7 @@
 //! plain text: the scheme of the endpoint decides.
 //!
 //! ```no_run
-//! use otel_core::sdk::{BatchConfig, OtlpCompression, OtlpProtocol, SdkBuilder};
+//! use otelrs_core::sdk::{BatchConfig, OtlpCompression, OtlpProtocol, SdkBuilder};
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let telemetry = SdkBuilder::from_env()?
 //!     .with_otlp_protocol(OtlpProtocol::Grpc)
@@ -86,7 +86,7 @@
 //!
 //! # Throughput
 //!
-//! Spans and log records go through otel-core's own batch pipeline ([`BatchConfig`]): a bounded
+//! Spans and log records go through otelrs-core's own batch pipeline ([`BatchConfig`]): a bounded
 //! queue filled by the application (a push takes a lock and never waits for export), one thread
 //! cutting batches and up to `max_concurrent_exports` export threads (started on demand), so
 //! several batches are in flight when the collector is milliseconds away. With the defaults
@@ -120,7 +120,7 @@
 //!   (`otel.sdk.metric_reader.collection.duration` is not: the SDK's periodic reader collects
 //!   internally);
 //! - the first loss prints a warning, then at most one summary a minute while losses continue and
-//!   a last one at shutdown: through `tracing` (target `otel_core::sdk`) when a subscriber is
+//!   a last one at shutdown: through `tracing` (target `otelrs_core::sdk`) when a subscriber is
 //!   installed, on stderr otherwise;
 //! - [`TelemetryGuard::last_export_error`] and [`TelemetryGuard::last_export_error_of`] name
 //!   the last failure (e.g. the rejected certificate).
@@ -185,7 +185,7 @@ pub enum SdkError {
     },
     /// OTLP over gRPC needs a Tokio runtime when the exporter is built.
     #[error(
-        "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs a Tokio runtime: call otel_core::sdk::init() inside \
+        "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs a Tokio runtime: call otelrs_core::sdk::init() inside \
          #[tokio::main] (or a runtime's enter()), or use http/protobuf"
     )]
     NoTokioRuntime,

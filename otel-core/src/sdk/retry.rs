@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 ///
 /// ```
 /// use std::time::Duration;
-/// use otel_core::sdk::RetryPolicy;
+/// use otelrs_core::sdk::RetryPolicy;
 ///
 /// let policy = RetryPolicy::default().with_initial_backoff(Duration::from_millis(50));
 /// let never = RetryPolicy::disabled();

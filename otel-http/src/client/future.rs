@@ -12,8 +12,8 @@ use opentelemetry_semantic_conventions::attribute::{
     ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_REQUEST_METHOD_ORIGINAL, HTTP_REQUEST_RESEND_COUNT,
     HTTP_RESPONSE_STATUS_CODE, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT, URL_FULL, URL_TEMPLATE,
 };
-use otel_core::instruments::seconds;
-use otel_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
+use otelrs_core::instruments::seconds;
+use otelrs_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
 use pin_project_lite::pin_project;
 
 use super::Shared;

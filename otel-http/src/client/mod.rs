@@ -15,7 +15,7 @@
 //! | --- | --- | --- |
 //! | 1xx–3xx | Unset | none |
 //! | 4xx, 5xx | Error | the status code (`"404"`, `"503"`) |
-//! | transport failure, error chain holds a `std::io::Error` | Error (description: the error message) | the I/O kind: `timeout`, `connection_refused`, `connection_reset`, `connection_aborted`, `broken_pipe`, `unexpected_eof`, `not_connected`, `address_not_available`, ... (see [`otel_core::status::io_error_type`]), `io` for other kinds |
+//! | transport failure, error chain holds a `std::io::Error` | Error (description: the error message) | the I/O kind: `timeout`, `connection_refused`, `connection_reset`, `connection_aborted`, `broken_pipe`, `unexpected_eof`, `not_connected`, `address_not_available`, ... (see [`otelrs_core::status::io_error_type`]), `io` for other kinds |
 //! | transport failure of hyper / hyper-util (feature `hyper-util`) without an I/O cause | Error | `timeout`, `connect`, `connection_closed`, `incomplete_message`, `protocol_error`, `canceled` |
 //! | any other error | Error | `_OTHER` |
 //! | the response future was dropped (the caller cancelled) | Unset | none; the duration is not recorded |
@@ -38,7 +38,7 @@ use std::sync::Arc;
 use opentelemetry::metrics::Histogram;
 use opentelemetry::StringValue;
 use opentelemetry_semantic_conventions::metric::HTTP_CLIENT_REQUEST_DURATION;
-use otel_core::{instruments, Instrumentation, Tracer};
+use otelrs_core::{instruments, Instrumentation, Tracer};
 use tower_layer::Layer;
 
 use crate::attributes::KnownMethods;
@@ -106,7 +106,7 @@ pub(crate) struct Shared {
 /// use http_body_util::Full;
 /// use hyper_util::client::legacy::Client;
 /// use hyper_util::rt::TokioExecutor;
-/// use otel_http::HttpClientLayer;
+/// use otelrs_http::HttpClientLayer;
 /// use tower::{ServiceBuilder, ServiceExt};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -22,14 +22,14 @@
 //! | [`ERROR_TYPE_PANIC`] (`panic`) | the inner service panicked while being called or polled; the panic is resumed unchanged after the span ends | no |
 //! | [`ERROR_TYPE_CANCELLED`] (`cancelled`) | the response future was dropped before it produced a response (the client went away, an outer timeout fired) | no |
 //! | [`ERROR_TYPE_BODY_INCOMPLETE`] (`response_body_incomplete`) | the response body was dropped before its end (client disconnected mid-response) | yes |
-//! | an I/O kind (`connection_reset`, `broken_pipe`, `timeout`, ...) | the inner service or the response body failed with an error whose source chain holds a `std::io::Error` (see [`otel_core::status::io_error_type`]) | body errors: yes |
+//! | an I/O kind (`connection_reset`, `broken_pipe`, `timeout`, ...) | the inner service or the response body failed with an error whose source chain holds a `std::io::Error` (see [`otelrs_core::status::io_error_type`]) | body errors: yes |
 //! | [`ERROR_TYPE_BODY_ERROR`] (`response_body_error`) | the response body failed with any other error | yes |
 //! | `_OTHER` | the inner service returned any other error | no |
 //!
 //! A 4xx response is not an error on the server: the status stays Unset and no `error.type` is
 //! set.
 //!
-//! The actix-web middleware (`otel_http::actix`, feature `actix-web`) shares this request state
+//! The actix-web middleware (`otelrs_http::actix`, feature `actix-web`) shares this request state
 //! (`state.rs`) and so these rules and values.
 
 mod body;
@@ -46,9 +46,9 @@ use opentelemetry_semantic_conventions::metric::{
     HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_BODY_SIZE, HTTP_SERVER_REQUEST_DURATION,
     HTTP_SERVER_RESPONSE_BODY_SIZE,
 };
-use otel_core::instruments::BoundInstruments;
-use otel_core::intern::Interner;
-use otel_core::{instruments, Instrumentation, Tracer};
+use otelrs_core::instruments::BoundInstruments;
+use otelrs_core::intern::Interner;
+use otelrs_core::{instruments, Instrumentation, Tracer};
 use tower_layer::Layer;
 
 use crate::attributes::{HeaderCapture, HeaderSide, KnownMethods};
@@ -121,7 +121,7 @@ const INTERN_CAPACITY: usize = 1024;
 ///
 /// ```
 /// use axum::{routing::get, Router};
-/// use otel_http::HttpServerLayer;
+/// use otelrs_http::HttpServerLayer;
 ///
 /// let app: Router = Router::new()
 ///     .route("/users/{id}", get(|| async { "user" }))

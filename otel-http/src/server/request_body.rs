@@ -24,8 +24,8 @@ pub(crate) struct RequestBodyCounter(pub(crate) Arc<AtomicU64>);
 ///
 /// ```
 /// use axum::{routing::post, Router};
-/// use otel_http::server::RequestBodySizeLayer;
-/// use otel_http::HttpServerLayer;
+/// use otelrs_http::server::RequestBodySizeLayer;
+/// use otelrs_http::HttpServerLayer;
 ///
 /// let app: Router = Router::new()
 ///     .route("/upload", post(|body: String| async move { body.len().to_string() }))

@@ -77,7 +77,7 @@ pub fn request(
 }
 
 /// Serves a tower service with hyper-util (HTTP/1 and HTTP/2), inserting the peer address as
-/// [`otel_http::attributes::PeerAddr`], the way a plain hyper server would.
+/// [`otelrs_http::attributes::PeerAddr`], the way a plain hyper server would.
 pub async fn serve_hyper<S, B>(svc: S) -> SocketAddr
 where
     S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
@@ -103,7 +103,7 @@ where
             };
             let svc = ServiceBuilder::new()
                 .map_request(move |mut r: http::Request<hyper::body::Incoming>| {
-                    r.extensions_mut().insert(otel_http::attributes::PeerAddr(peer));
+                    r.extensions_mut().insert(otelrs_http::attributes::PeerAddr(peer));
                     r
                 })
                 .service(svc.clone());
