@@ -109,7 +109,7 @@ impl Instrumentation {
     /// Builds the instrumentation scope of an adapter: its crate name and version and the schema
     /// URL of the semantic conventions this family follows.
     ///
-    /// Adapters call it as `Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))`.
+    /// Adapters use [`Instrumentation::tracer_and_meter`], which builds this scope for both.
     pub fn scope(name: &'static str, version: &'static str) -> InstrumentationScope {
         InstrumentationScope::builder(name)
             .with_version(version)
@@ -188,6 +188,14 @@ impl Instrumentation {
             Some(TracerProviderSlot::Dyn(p)) => Tracer::Boxed(Arc::new(BoxedTracer::new(p.boxed_tracer(scope)))),
             None => Tracer::Boxed(Arc::new(global::tracer_with_scope(scope))),
         }
+    }
+
+    /// The tracer and meter of an adapter: one scope for both, named after the adapter crate.
+    /// Adapters call it as
+    /// `instrumentation.tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))`.
+    pub fn tracer_and_meter(&self, crate_name: &'static str, crate_version: &'static str) -> (Tracer, Meter) {
+        let scope = Self::scope(crate_name, crate_version);
+        (self.tracer(scope.clone()), self.meter(scope))
     }
 
     /// Returns a meter for `scope` from the configured (or global) provider.

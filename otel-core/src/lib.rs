@@ -10,6 +10,7 @@
 //! | [`propagation`] | carriers for `http::HeaderMap` and string-keyed message headers; a strict W3C Trace Context propagator (passes the W3C test suite at its strictest level), W3C Baggage with the spec's limits, and their composite [`propagation::W3cPropagator`] (the default) |
 //! | [`instruments`] | semconv histogram bucket advice and builders that create each instrument once; a bounded cache of bound instruments |
 //! | [`intern`] | bounded interning of route templates and span names for allocation-free hot paths |
+//! | [`conv`] | the semantic-convention rules every adapter shares: `server.address`/`server.port` parsing, `error.type` from error chains, cancelled/panic/timeout outcomes, database connection-pool metrics |
 //! | [`status`] | span status and `error.type` rules, HTTP and gRPC error sets, gRPC code names, I/O error classification, log-based exception events |
 //! | [`sampling`] | rate-limiting, run-time adjustable ratio and attribute-rule samplers |
 //! | `sdk` (feature `sdk`) | one-call SDK setup from the standard `OTEL_*` variables, with a builder to override them in code |
@@ -53,6 +54,7 @@ pub use opentelemetry;
 pub use opentelemetry_sdk;
 pub use opentelemetry_semantic_conventions as semconv;
 
+pub mod conv;
 mod instrumentation;
 pub mod instruments;
 pub mod intern;

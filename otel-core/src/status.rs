@@ -11,8 +11,6 @@
 //! for a server, and the canonical gRPC code names.
 
 use std::borrow::Cow;
-use std::error::Error;
-use std::io;
 use std::sync::OnceLock;
 
 use opentelemetry::trace::{Span, SpanKind, Status};
@@ -116,44 +114,6 @@ pub fn grpc_code_is_error(code: i32, kind: &SpanKind) -> bool {
         SpanKind::Server => matches!(code, 2 | 4 | 12 | 13 | 14 | 15) || !(0..=16).contains(&code),
         _ => code != 0,
     }
-}
-
-/// A low-cardinality `error.type` for an I/O failure (`timeout`, `connection_refused`, ...).
-pub fn io_error_type(err: &io::Error) -> &'static str {
-    use io::ErrorKind::*;
-    match err.kind() {
-        TimedOut => "timeout",
-        ConnectionRefused => "connection_refused",
-        ConnectionReset => "connection_reset",
-        ConnectionAborted => "connection_aborted",
-        NotConnected => "not_connected",
-        AddrInUse => "address_in_use",
-        AddrNotAvailable => "address_not_available",
-        BrokenPipe => "broken_pipe",
-        UnexpectedEof => "unexpected_eof",
-        PermissionDenied => "permission_denied",
-        NotFound => "not_found",
-        InvalidData => "invalid_data",
-        InvalidInput => "invalid_input",
-        Interrupted => "interrupted",
-        WouldBlock => "would_block",
-        OutOfMemory => "out_of_memory",
-        _ => "io",
-    }
-}
-
-/// Walks an error's `source()` chain for an [`io::Error`] and classifies it with
-/// [`io_error_type`]; otherwise returns `fallback`. Useful for transport errors that wrap the
-/// I/O failure several layers deep (hyper, tonic, reqwest).
-pub fn error_type_from_chain(err: &(dyn Error + 'static), fallback: &'static str) -> &'static str {
-    let mut cur: Option<&(dyn Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return io_error_type(io);
-        }
-        cur = e.source();
-    }
-    fallback
 }
 
 /// Domain exception events (semconv §1.3), emitted as log records rather than span events.
@@ -289,30 +249,6 @@ mod tests {
             "NOT_FOUND is Unset on servers"
         );
         assert!(grpc_code_is_error(5, &SpanKind::Client));
-    }
-
-    #[derive(Debug)]
-    struct Wrapper(io::Error);
-    impl std::fmt::Display for Wrapper {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("wrapped")
-        }
-    }
-    impl Error for Wrapper {
-        fn source(&self) -> Option<&(dyn Error + 'static)> {
-            Some(&self.0)
-        }
-    }
-
-    #[test]
-    fn io_errors_are_classified_through_the_chain() {
-        let e = Wrapper(io::Error::new(io::ErrorKind::ConnectionRefused, "nope"));
-        assert_eq!(error_type_from_chain(&e, "connect"), "connection_refused");
-        let t = io::Error::new(io::ErrorKind::TimedOut, "slow");
-        assert_eq!(error_type_from_chain(&t, "x"), "timeout");
-        let other = std::fmt::Error;
-        assert_eq!(error_type_from_chain(&other, "fallback"), "fallback");
-        assert_eq!(io_error_type(&io::Error::other("x")), "io");
     }
 
     #[test]

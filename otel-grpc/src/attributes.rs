@@ -112,57 +112,12 @@ pub(crate) fn parse_grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     })
 }
 
-/// `server.address` and `server.port` of a call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ServerAddress {
-    pub(crate) address: Arc<str>,
-    pub(crate) port: Option<u16>,
-}
+pub(crate) use otelrs_core::conv::ServerAddress;
 
-impl ServerAddress {
-    pub(crate) fn push_attributes(&self, attrs: &mut Vec<KeyValue>) {
-        attrs.push(KeyValue::new(
-            opentelemetry_semantic_conventions::attribute::SERVER_ADDRESS,
-            Value::String(StringValue::from(self.address.clone())),
-        ));
-        if let Some(port) = self.port {
-            attrs.push(KeyValue::new(
-                opentelemetry_semantic_conventions::attribute::SERVER_PORT,
-                i64::from(port),
-            ));
-        }
-    }
-}
-
-/// Splits an authority (`host`, `host:port`, `[v6]:port`) into address and port.
+/// `server.address` / `server.port` of an authority, by otelrs-core's one rule (a bare IPv6
+/// address or an unusable port keeps the host).
 pub(crate) fn parse_authority(authority: &str) -> Option<ServerAddress> {
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    if authority.is_empty() {
-        return None;
-    }
-    if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let host = &rest[..end];
-        let port = rest[end + 1..].strip_prefix(':').and_then(|p| p.parse().ok());
-        return Some(ServerAddress {
-            address: Arc::from(host),
-            port,
-        });
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => match port.parse::<u16>() {
-            Ok(port) if !host.is_empty() => Some(ServerAddress {
-                address: Arc::from(host),
-                port: Some(port),
-            }),
-            _ => None,
-        },
-        Some(_) => None,
-        None => Some(ServerAddress {
-            address: Arc::from(authority),
-            port: None,
-        }),
-    }
+    ServerAddress::parse(authority)
 }
 
 /// `server.address` / `server.port` from a gRPC channel target, per semconv §4.1:
@@ -175,15 +130,9 @@ pub(crate) fn parse_authority(authority: &str) -> Option<ServerAddress> {
 /// | `unix:///run/x.sock`, `unix:/run/x.sock` | `/run/x.sock` | unset |
 /// | anything else (`zk://...`, `ipv4:a:1,b:2`) | the whole target | unset |
 pub(crate) fn parse_target(target: &str) -> ServerAddress {
-    let whole = || ServerAddress {
-        address: Arc::from(target),
-        port: None,
-    };
+    let whole = || ServerAddress::new(target.to_owned(), None);
     if let Some(path) = target.strip_prefix("unix://").or_else(|| target.strip_prefix("unix:")) {
-        return ServerAddress {
-            address: Arc::from(path),
-            port: None,
-        };
+        return ServerAddress::new(path.to_owned(), None);
     }
     if let Some(rest) = target.strip_prefix("dns://") {
         // dns://[dns-authority]/host[:port]
@@ -316,10 +265,7 @@ mod tests {
 
     #[test]
     fn targets_follow_the_semconv_table() {
-        let a = |addr: &str, port: Option<u16>| ServerAddress {
-            address: Arc::from(addr),
-            port,
-        };
+        let a = |addr: &str, port: Option<u16>| ServerAddress::new(addr.to_owned(), port);
         assert_eq!(parse_target("grpc.io:50051"), a("grpc.io", Some(50051)));
         assert_eq!(parse_target("dns://1.2.3.4/grpc.io:50051"), a("grpc.io", Some(50051)));
         assert_eq!(parse_target("dns:grpc.io:443"), a("grpc.io", Some(443)));
@@ -340,14 +286,18 @@ mod tests {
     fn authorities() {
         assert_eq!(
             parse_authority("example.com:443"),
-            Some(ServerAddress {
-                address: Arc::from("example.com"),
-                port: Some(443)
-            })
+            Some(ServerAddress::new("example.com".to_owned(), Some(443)))
         );
         assert_eq!(parse_authority("[::1]").map(|a| a.port), Some(None));
         assert_eq!(parse_authority(""), None);
-        assert_eq!(parse_authority("host:notaport"), None);
+        // Decided once in otelrs-core (it used to drop the whole address here): the host stays,
+        // the unusable port goes, and a bare IPv6 address is kept whole.
+        assert_eq!(
+            parse_authority("host:notaport"),
+            Some(ServerAddress::new("host".to_owned(), None))
+        );
+        assert_eq!(parse_authority("::1"), Some(ServerAddress::new("::1".to_owned(), None)));
+        assert_eq!(parse_target("dns:::1"), ServerAddress::new("::1".to_owned(), None));
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub(crate) struct DurationKey {
     pub(crate) method: Option<Arc<str>>,
     pub(crate) code: Option<i32>,
     pub(crate) error_type: Option<std::borrow::Cow<'static, str>>,
-    pub(crate) server: Option<(Arc<str>, Option<u16>)>,
+    pub(crate) server: Option<(opentelemetry::StringValue, Option<u16>)>,
 }
 
 /// Everything a call needs, built once per layer: tracer, instruments, parsed options.
@@ -136,9 +136,9 @@ const NAME_CAPACITY: usize = 1024;
 
 impl Shared {
     pub(crate) fn new(role: Role, options: &Options) -> Self {
-        let scope = Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        let tracer = options.instrumentation.tracer(scope.clone());
-        let meter = options.instrumentation.meter(scope);
+        let (tracer, meter) = options
+            .instrumentation
+            .tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
         let mode = options.mode.unwrap_or_else(SemconvMode::from_env);
         let (name, description, old_name, old_description) = match role {
             Role::Server => (

@@ -5,27 +5,17 @@ use std::any::Any;
 use std::convert::Infallible;
 use std::error::Error;
 
-use otelrs_core::status::io_error_type;
+use otelrs_core::conv::{self, classify_error_chain, error_chain, ERROR_TYPE_TIMEOUT};
 
-type BoxError = Box<dyn Error + Send + Sync>;
-
-/// Views a service or body error as `dyn Error` when its type is one the tonic stack uses.
+/// Views a service or body error as `dyn Error` when its type is one the tonic stack uses (on
+/// top of the boxes and I/O errors `otelrs_core::conv::error::as_dyn_error` knows).
 pub(crate) fn as_dyn_error<E: 'static>(err: &E) -> Option<&(dyn Error + 'static)> {
+    if let Some(e) = conv::error::as_dyn_error(err) {
+        return Some(e);
+    }
     let any = err as &dyn Any;
-    if let Some(b) = any.downcast_ref::<BoxError>() {
-        return Some(&**b);
-    }
-    if let Some(b) = any.downcast_ref::<Box<dyn Error + Send>>() {
-        return Some(&**b);
-    }
-    if let Some(b) = any.downcast_ref::<Box<dyn Error>>() {
-        return Some(&**b);
-    }
     if let Some(s) = any.downcast_ref::<tonic::Status>() {
         return Some(s);
-    }
-    if let Some(e) = any.downcast_ref::<std::io::Error>() {
-        return Some(e);
     }
     #[cfg(feature = "transport")]
     if let Some(e) = any.downcast_ref::<tonic::transport::Error>() {
@@ -37,56 +27,44 @@ pub(crate) fn as_dyn_error<E: 'static>(err: &E) -> Option<&(dyn Error + 'static)
     None
 }
 
-fn chain<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
-    let mut next = Some(err);
-    std::iter::from_fn(move || {
-        let cur = next?;
-        next = cur.source();
-        Some(cur)
-    })
-}
-
 /// The gRPC code of the first `tonic::Status` in the error's source chain.
 pub(crate) fn status_code_in<E: 'static>(err: &E) -> Option<i32> {
     let dyn_err = as_dyn_error(err)?;
-    chain(dyn_err).find_map(|e| e.downcast_ref::<tonic::Status>().map(|s| s.code() as i32))
+    error_chain(dyn_err).find_map(|e| e.downcast_ref::<tonic::Status>().map(|s| s.code() as i32))
 }
 
 /// Whether the error chain holds a `tonic::TimeoutExpired`: the channel gave up at the call's
 /// deadline (`grpc-timeout` set with `Request::set_timeout`, or `Endpoint::timeout`).
 pub(crate) fn is_timeout_expired<E: 'static>(err: &E) -> bool {
-    as_dyn_error(err).is_some_and(|e| chain(e).any(|e| e.is::<tonic::TimeoutExpired>()))
+    as_dyn_error(err).is_some_and(|e| error_chain(e).any(|e| e.is::<tonic::TimeoutExpired>()))
 }
 
-/// A low-cardinality `error.type` for a transport or body failure:
+/// tonic's own failure types, for the links of an error chain.
+fn tonic_error_type(e: &(dyn Error + 'static)) -> Option<&'static str> {
+    if e.is::<tonic::TimeoutExpired>() {
+        return Some(ERROR_TYPE_TIMEOUT);
+    }
+    e.is::<tonic::ConnectError>().then_some("connect")
+}
+
+/// A low-cardinality `error.type` for a transport or body failure, by otelrs-core's one rule
+/// (`otelrs_core::conv::classify_error_chain`):
 ///
 /// | Value | When |
 /// | --- | --- |
-/// | `timeout`, `connection_refused`, `connection_reset`, `broken_pipe`, ... | an `std::io::Error` in the source chain, by kind (see `otelrs_core::status::io_error_type`) |
+/// | `timeout`, `connection_refused`, `connection_reset`, `broken_pipe`, ... | an `std::io::Error` in the source chain, by kind (see `otelrs_core::conv::io_error_type`) |
 /// | `timeout` | a `tonic::TimeoutExpired` in the chain (`Endpoint::timeout`) |
 /// | `connect` | a `tonic::ConnectError` without an I/O cause |
 /// | `fallback` | anything else (`transport` for service errors, `body_error` for body errors) |
 pub(crate) fn error_type_of<E: 'static>(err: &E, fallback: &'static str) -> &'static str {
-    let Some(dyn_err) = as_dyn_error(err) else {
-        return fallback;
-    };
-    if let Some(io) = chain(dyn_err).find_map(|e| e.downcast_ref::<std::io::Error>()) {
-        return io_error_type(io);
-    }
-    for e in chain(dyn_err) {
-        if e.is::<tonic::TimeoutExpired>() {
-            return "timeout";
-        }
-        if e.is::<tonic::ConnectError>() {
-            return "connect";
-        }
-    }
-    fallback
+    as_dyn_error(err).map_or(fallback, |e| classify_error_chain(e, tonic_error_type, fallback))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type BoxError = Box<dyn Error + Send + Sync>;
 
     #[test]
     fn statuses_and_io_errors_are_found_through_boxes() {

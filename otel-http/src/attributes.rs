@@ -178,103 +178,8 @@ pub fn redact_query(query: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// The byte index of the last `c` in `s`. A plain loop: for the short strings here it beats the
-/// general-purpose `memrchr` behind `rsplit_once`.
-fn rfind_byte(s: &str, c: u8) -> Option<usize> {
-    s.bytes().rposition(|b| b == c)
-}
-
-/// Splits `host[:port]`, `[v6]` or `[v6]:port`. Returns `None` for an empty host. A port that
-/// does not parse is dropped; an unbracketed IPv6 address is returned whole.
-pub fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
-    let s = s.trim_ascii();
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let host = &rest[..end];
-        let port = rest[end + 1..].strip_prefix(':');
-        (host, port)
-    } else {
-        match rfind_byte(s, b':') {
-            // More than one colon and no brackets: a bare IPv6 address.
-            Some(i) if s[..i].contains(':') => (s, None),
-            Some(i) => (&s[..i], Some(&s[i + 1..])),
-            None => (s, None),
-        }
-    };
-    if host.is_empty() {
-        return None;
-    }
-    Some((host, port.and_then(parse_port)))
-}
-
-/// [`split_host_port`] of an authority-like value after dropping any userinfo (`user@`, which
-/// never belongs in `server.address`). The common form, a host name or IPv4 address with an
-/// optional port, is split in one pass over the bytes; anything else (brackets, surrounding
-/// whitespace) takes the general path.
-fn split_authority(source: &str) -> Option<(&str, Option<u16>)> {
-    let bytes = source.as_bytes();
-    let mut start = 0;
-    let mut colon = None;
-    let mut colons = 0usize;
-    let mut simple = true;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'@' => {
-                start = i + 1;
-                colon = None;
-                colons = 0;
-                simple = true;
-            }
-            b':' => {
-                colon = Some(i);
-                colons += 1;
-            }
-            b'[' => simple = false,
-            _ => {}
-        }
-    }
-    let s = &source[start..];
-    let edges_trimmed = s.as_bytes().first().is_some_and(|b| !b.is_ascii_whitespace())
-        && s.as_bytes().last().is_some_and(|b| !b.is_ascii_whitespace());
-    if !(simple && edges_trimmed) {
-        return split_host_port(s);
-    }
-    let (host, port) = match colon {
-        Some(i) if colons == 1 => (&source[start..i], Some(&source[i + 1..])),
-        // More than one colon and no brackets: a bare IPv6 address.
-        _ => (s, None),
-    };
-    if host.is_empty() {
-        return None;
-    }
-    Some((host, port.and_then(parse_port)))
-}
-
-/// A decimal port (`u16`), without `str::parse`'s sign and radix handling.
-fn parse_port(p: &str) -> Option<u16> {
-    if p.is_empty() || p.len() > 5 {
-        return None;
-    }
-    let mut n: u32 = 0;
-    for b in p.bytes() {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n * 10 + u32::from(b - b'0');
-    }
-    u16::try_from(n).ok()
-}
-
-/// The default port of a scheme (`http` 80, `https` 443).
-pub fn default_port(scheme: &str) -> Option<u16> {
-    if scheme.eq_ignore_ascii_case("https") {
-        Some(443)
-    } else if scheme.eq_ignore_ascii_case("http") {
-        Some(80)
-    } else {
-        None
-    }
-}
+pub use otelrs_core::conv::address::default_port;
+use otelrs_core::conv::split_authority;
 
 // Pre-built names: looking a header up by `&str` parses and validates the name on every request.
 static X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
@@ -504,8 +409,7 @@ pub fn client_server_address<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option
         }
         None => {
             let h = header_str(headers, http::header::HOST)?;
-            let h = h.rsplit_once('@').map_or(h, |(_, h)| h);
-            let (host, port) = split_host_port(h)?;
+            let (host, port) = split_authority(h)?;
             Some((host, port.or_else(|| default_port(scheme))))
         }
     }
@@ -683,23 +587,6 @@ mod tests {
     }
 
     #[test]
-    fn host_port_splitting() {
-        assert_eq!(split_host_port("example.com:8080"), Some(("example.com", Some(8080))));
-        assert_eq!(split_host_port("example.com"), Some(("example.com", None)));
-        assert_eq!(split_host_port("[::1]:9"), Some(("::1", Some(9))));
-        assert_eq!(split_host_port("[::1]"), Some(("::1", None)));
-        assert_eq!(split_host_port("::1"), Some(("::1", None)));
-        assert_eq!(split_host_port("h:65535"), Some(("h", Some(65535))));
-        assert_eq!(split_host_port("h:65536"), Some(("h", None)), "out of range: dropped");
-        assert_eq!(split_host_port("h:+80"), Some(("h", None)), "not a decimal port");
-        assert_eq!(split_host_port("h:"), Some(("h", None)));
-        assert_eq!(split_host_port(" h:8 "), Some(("h", Some(8))));
-        assert_eq!(split_host_port("h:notaport"), Some(("h", None)));
-        assert_eq!(split_host_port(":80"), None);
-        assert_eq!(split_host_port("[oops"), None);
-    }
-
-    #[test]
     fn server_address_precedence() {
         let uri: Uri = "/x".parse().unwrap();
         let h = headers(&[
@@ -750,53 +637,5 @@ mod tests {
                 Value::Array(Array::String(vec!["a".into(), "b".into()]))
             )]
         );
-    }
-
-    #[test]
-    fn split_authority_agrees_with_the_general_path() {
-        fn reference(s: &str) -> Option<(&str, Option<u16>)> {
-            let s = rfind_byte(s, b'@').map_or(s, |i| &s[i + 1..]);
-            split_host_port(s)
-        }
-        for s in [
-            "api.example.com",
-            "api.example.com:8080",
-            "api.example.com:",
-            "api.example.com:99999",
-            "api.example.com:80x",
-            "user:pass@api.example.com:8443",
-            "user@host",
-            "a@b@c:1",
-            "@host:2",
-            "host@",
-            "10.0.0.1:443",
-            "::1",
-            "fe80::1:8080",
-            "[::1]:8080",
-            "user@[::1]",
-            "[::1",
-            " spaced.example:81 ",
-            "user@ spaced.example",
-            ":80",
-            "",
-            "@",
-            "h:1:2",
-            "ü.example:1",
-        ] {
-            assert_eq!(split_authority(s), reference(s), "{s:?}");
-        }
-        // Every string of up to five characters from the bytes that steer the split.
-        let alphabet = ['a', '1', '.', ':', '@', '[', ']', ' '];
-        let mut s = String::new();
-        for len in 1..=5u32 {
-            for mut n in 0..alphabet.len().pow(len) {
-                s.clear();
-                for _ in 0..len {
-                    s.push(alphabet[n % alphabet.len()]);
-                    n /= alphabet.len();
-                }
-                assert_eq!(split_authority(&s), reference(&s), "{s:?}");
-            }
-        }
     }
 }

@@ -2,28 +2,16 @@
 
 use std::any::Any;
 use std::error::Error;
-use std::io;
 
-use otelrs_core::status::io_error_type;
+use otelrs_core::conv::{self, classify_error_chain, ERROR_TYPE_CANCELLED, ERROR_TYPE_TIMEOUT};
 
-type BoxError = Box<dyn Error + Send + Sync>;
-
-/// Views a concrete error as `dyn Error` when its type is one we know. Services and bodies have
-/// arbitrary error types; these are the ones HTTP stacks use.
+/// Views a concrete error as `dyn Error` when its type is one we know: the boxes and I/O errors
+/// every stack uses (`otelrs_core::conv::error::as_dyn_error`), and the HTTP stacks' own types.
 pub(crate) fn as_dyn_error<E: 'static>(err: &E) -> Option<&(dyn Error + 'static)> {
-    let any = err as &dyn Any;
-    if let Some(b) = any.downcast_ref::<BoxError>() {
-        return Some(&**b);
-    }
-    if let Some(b) = any.downcast_ref::<Box<dyn Error + Send>>() {
-        return Some(&**b);
-    }
-    if let Some(b) = any.downcast_ref::<Box<dyn Error>>() {
-        return Some(&**b);
-    }
-    if let Some(e) = any.downcast_ref::<io::Error>() {
+    if let Some(e) = conv::error::as_dyn_error(err) {
         return Some(e);
     }
+    let any = err as &dyn Any;
     #[cfg(feature = "axum")]
     if let Some(e) = any.downcast_ref::<axum::Error>() {
         return Some(e);
@@ -36,52 +24,48 @@ pub(crate) fn as_dyn_error<E: 'static>(err: &E) -> Option<&(dyn Error + 'static)
     if let Some(e) = any.downcast_ref::<hyper_util::client::legacy::Error>() {
         return Some(e);
     }
+    let _ = any;
     None
 }
 
-fn chain<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
-    let mut next = Some(err);
-    std::iter::from_fn(move || {
-        let cur = next?;
-        next = cur.source();
-        Some(cur)
-    })
-}
-
-/// Classifies an error by its source chain: the first `std::io::Error` gives its kind
-/// (`timeout`, `connection_refused`, ...); with feature `hyper-util`, hyper and hyper-util errors
-/// give `timeout`, `connect`, `connection_closed`, `incomplete_message`, `protocol_error`,
-/// `canceled`; otherwise `fallback`.
-pub(crate) fn error_type_of_dyn(err: &(dyn Error + 'static), fallback: &'static str) -> &'static str {
-    if let Some(io) = chain(err).find_map(|e| e.downcast_ref::<io::Error>()) {
-        return io_error_type(io);
-    }
+/// hyper's and hyper-util's error kinds (`timeout`, `incomplete_message`, `protocol_error`,
+/// `cancelled`, `connection_closed`, `connect`), for the links of an error chain.
+#[cfg_attr(not(feature = "hyper-util"), allow(unused_variables))]
+fn hyper_error_type(e: &(dyn Error + 'static)) -> Option<&'static str> {
     #[cfg(feature = "hyper-util")]
-    for e in chain(err) {
+    {
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_timeout() {
-                return "timeout";
+                return Some(ERROR_TYPE_TIMEOUT);
             }
             if h.is_incomplete_message() {
-                return "incomplete_message";
+                return Some("incomplete_message");
             }
             if h.is_parse() || h.is_parse_status() {
-                return "protocol_error";
+                return Some("protocol_error");
             }
             if h.is_canceled() {
-                return "canceled";
+                return Some(ERROR_TYPE_CANCELLED);
             }
             if h.is_closed() {
-                return "connection_closed";
+                return Some("connection_closed");
             }
         }
         if let Some(l) = e.downcast_ref::<hyper_util::client::legacy::Error>() {
             if l.is_connect() {
-                return "connect";
+                return Some("connect");
             }
         }
     }
-    fallback
+    None
+}
+
+/// Classifies an error by otelrs-core's one rule (`otelrs_core::conv::classify_error_chain`):
+/// the first `std::io::Error` gives its kind; with feature `hyper-util`, hyper and hyper-util
+/// errors give `timeout`, `connect`, `connection_closed`, `incomplete_message`,
+/// `protocol_error`, `cancelled`; otherwise `fallback`.
+pub(crate) fn error_type_of_dyn(err: &(dyn Error + 'static), fallback: &'static str) -> &'static str {
+    classify_error_chain(err, hyper_error_type, fallback)
 }
 
 /// [`error_type_of_dyn`] for an error of any type (`fallback` when the type is unknown).
@@ -92,6 +76,9 @@ pub(crate) fn error_type_of<E: 'static>(err: &E, fallback: &'static str) -> &'st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
+
+    type BoxError = Box<dyn Error + Send + Sync>;
 
     #[test]
     fn known_error_types_are_classified() {

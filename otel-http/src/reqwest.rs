@@ -43,7 +43,7 @@
 //! | 1xx–3xx | Unset | none |
 //! | 4xx, 5xx | Error | the status code (`"404"`, `"503"`) |
 //! | reqwest error, by its kind, in this order | Error (description: the error's causes, without the URL) | `timeout` ([`::reqwest::Error::is_timeout`]), `connect` (`is_connect`: refused, unreachable, DNS), `redirect` (`is_redirect`: redirect policy), `body` (`is_body`), `decode` (`is_decode`), `request` (`is_request`: sending the request failed), `builder` (`is_builder`) |
-//! | any other reqwest error, or an error of an inner middleware | Error | the I/O kind of the first `std::io::Error` in its source chain (see [`otelrs_core::status::io_error_type`]), else `_OTHER` |
+//! | any other reqwest error, or an error of an inner middleware | Error | the I/O kind of the first `std::io::Error` in its source chain (see [`otelrs_core::conv::io_error_type`]), else `_OTHER` |
 //! | the future was dropped (the caller cancelled) | Unset | none; the duration is not recorded |
 
 use std::borrow::Cow;

@@ -307,7 +307,7 @@ fn register(meter: &Meter, shared: &Arc<Shared>) {
                     let mut attrs = client_attrs(&s);
                     attrs.push(KeyValue::new(BROKER_ID, i64::from(b.nodeid)));
                     if let Some(server) = parse_host_port(&b.nodename) {
-                        attrs.push(KeyValue::new(attr::SERVER_ADDRESS, server.address));
+                        attrs.push(KeyValue::new(attr::SERVER_ADDRESS, server.address.clone()));
                         if let Some(port) = server.port {
                             attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
                         }

@@ -26,10 +26,8 @@ use otelrs_core::propagation::{MessageExtractor, MessageHeaders, MessageHeadersM
 use otelrs_core::status::{emit_exception, ExceptionEvent};
 use otelrs_core::Instrumentation;
 
-/// `error.type` of an operation whose future was dropped before it completed.
-pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
-/// `error.type` of an operation whose handler panicked.
-pub const ERROR_TYPE_PANIC: &str = "panic";
+// The outcomes every adapter shares are defined once in otelrs-core.
+pub use otelrs_core::conv::{ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
 
 /// The messaging system, reported as `messaging.system`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -245,37 +243,12 @@ impl Destination {
     }
 }
 
-/// The broker a client talks to (`server.address`, `server.port`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Server {
-    pub(crate) address: String,
-    pub(crate) port: Option<u16>,
-}
+/// The broker a client talks to (`server.address`, `server.port`): otelrs-core's one type.
+pub(crate) use otelrs_core::conv::ServerAddress as Server;
 
-/// Parses `host:port`, `[v6]:port` or `host` into a [`Server`]; `None` for an empty string.
+/// `host:port`, `[v6]:port` or `host` by otelrs-core's one rule; `None` when there is no host.
 pub(crate) fn parse_host_port(s: &str) -> Option<Server> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, tail) = rest.split_once(']')?;
-        let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
-        return Some(Server {
-            address: host.to_owned(),
-            port,
-        });
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Some(Server {
-            address: host.to_owned(),
-            port: port.parse().ok(),
-        }),
-        _ => Some(Server {
-            address: s.to_owned(),
-            port: None,
-        }),
-    }
+    Server::parse(s)
 }
 
 /// Settings shared by the three adapters.
@@ -340,9 +313,7 @@ impl Failure {
 
 impl Telemetry {
     pub(crate) fn new(instrumentation: Instrumentation, system: MessagingSystem) -> Self {
-        let scope = Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        let tracer = instrumentation.tracer(scope.clone());
-        let meter = instrumentation.meter(scope);
+        let (tracer, meter) = instrumentation.tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
         Self {
             tracer,
             system,
@@ -395,8 +366,8 @@ impl Telemetry {
             Some(d) => Cow::Owned(format!("{} {}", op.name, d)),
             None => match &self.settings.server {
                 Some(s) if op.destination == &Destination::none() => match s.port {
-                    Some(p) => Cow::Owned(format!("{} {}:{}", op.name, s.address, p)),
-                    None => Cow::Owned(format!("{} {}", op.name, s.address)),
+                    Some(p) => Cow::Owned(format!("{} {}:{}", op.name, s.address.as_str(), p)),
+                    None => Cow::Owned(format!("{} {}", op.name, s.address.as_str())),
                 },
                 _ => Cow::Borrowed(op.name),
             },
@@ -415,10 +386,7 @@ impl Telemetry {
         v.push(KeyValue::new(attr::MESSAGING_SYSTEM, self.system.as_str()));
         op.destination.push_attributes(&mut v);
         if let Some(s) = &self.settings.server {
-            v.push(KeyValue::new(attr::SERVER_ADDRESS, s.address.clone()));
-            if let Some(p) = s.port {
-                v.push(KeyValue::new(attr::SERVER_PORT, i64::from(p)));
-            }
+            s.push_attributes(&mut v);
         }
         if let Some(p) = &op.partition {
             v.push(KeyValue::new(attr::MESSAGING_DESTINATION_PARTITION_ID, p.clone()));
@@ -747,25 +715,22 @@ mod tests {
     fn host_port_parsing() {
         assert_eq!(
             parse_host_port("127.0.0.1:9092"),
-            Some(Server {
-                address: "127.0.0.1".into(),
-                port: Some(9092)
-            })
+            Some(Server::new("127.0.0.1".to_owned(), Some(9092)))
         );
         assert_eq!(
             parse_host_port("[::1]:4222"),
-            Some(Server {
-                address: "::1".into(),
-                port: Some(4222)
-            })
+            Some(Server::new("::1".to_owned(), Some(4222)))
+        );
+        assert_eq!(parse_host_port("broker"), Some(Server::new("broker".to_owned(), None)));
+        assert_eq!(parse_host_port("  "), None);
+        // otelrs-core's one rule: userinfo never reaches server.address, a signed port is none.
+        assert_eq!(
+            parse_host_port("guest:secret@broker:5672"),
+            Some(Server::new("broker".to_owned(), Some(5672)))
         );
         assert_eq!(
-            parse_host_port("broker"),
-            Some(Server {
-                address: "broker".into(),
-                port: None
-            })
+            parse_host_port("broker:+5672"),
+            Some(Server::new("broker".to_owned(), None))
         );
-        assert_eq!(parse_host_port("  "), None);
     }
 }

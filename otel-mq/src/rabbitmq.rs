@@ -32,8 +32,9 @@ use futures_core::Stream;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
+use otelrs_core::conv::io_error_type;
 use otelrs_core::propagation::{MessageHeaders, MessageHeadersMut};
-use otelrs_core::status::{io_error_type, ERROR_TYPE_OTHER};
+use otelrs_core::status::ERROR_TYPE_OTHER;
 use otelrs_core::Instrumentation;
 
 use crate::model::{
@@ -141,10 +142,7 @@ impl RabbitMq {
 
     /// Reports `server.address` (and `server.port`) of the broker.
     pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
-        self.settings().server = Some(Server {
-            address: address.into(),
-            port: Some(port),
-        });
+        self.settings().server = Some(Server::new(address.into(), Some(port)));
         self
     }
 
@@ -152,10 +150,7 @@ impl RabbitMq {
     /// the credentials are never recorded. An unparsable URI leaves the server unset.
     pub fn with_server_from_uri(mut self, uri: &str) -> Self {
         if let Ok(parsed) = uri.parse::<::lapin::uri::AMQPUri>() {
-            self.settings().server = Some(Server {
-                address: parsed.authority.host,
-                port: Some(parsed.authority.port),
-            });
+            self.settings().server = Some(Server::new(parsed.authority.host, Some(parsed.authority.port)));
         } else if let Some(s) = parse_host_port(uri) {
             if !uri.contains('/') {
                 self.settings().server = Some(s);

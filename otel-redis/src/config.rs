@@ -118,9 +118,9 @@ impl RedisInstrumentationBuilder {
 
     /// Creates the tracer and instruments.
     pub fn build(self) -> RedisInstrumentation {
-        let scope = Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        let tracer = self.instrumentation.tracer(scope.clone());
-        let meter = self.instrumentation.meter(scope);
+        let (tracer, meter) = self
+            .instrumentation
+            .tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
         let bind = self.instrumentation.bound_instrument_capacity() > 0;
         let duration = Arc::new(BoundInstruments::new(
             duration_histogram(

@@ -58,8 +58,10 @@ use crate::sanitize::{self, ArgRef};
 /// of one extra poll of the calling task.
 ///
 /// The status description is never the server's message (it can echo arguments). Errors and
-/// replies are passed through unchanged. A future dropped before it completes ends its span with
-/// status Unset and records no duration (the caller cancelled; nothing failed).
+/// replies are passed through unchanged. A future dropped before its reply arrives (the caller
+/// gave up, a timeout fired) ends like an unfinished operation in every adapter of the family
+/// (`otelrs_core::conv::error`): span status Error, `error.type` = `cancelled` on the span and the
+/// duration metric, duration recorded up to the drop.
 pub struct InstrumentedConnection<C> {
     inner: C,
     redis: RedisInstrumentation,
@@ -446,12 +448,15 @@ impl<T: Reply> Future for Traced<'_, T> {
 
 impl<T> Drop for Traced<'_, T> {
     fn drop(&mut self) {
-        // Cancelled by the caller: not a failure, and not a completed operation either, so the
-        // span ends with status Unset and no duration is recorded.
-        match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Issued { issued, .. } => issued.begin().span.end(),
-            Phase::Started(mut state) => state.span.end(),
-            Phase::Done => {}
+        // Dropped before the reply: ended as every adapter ends an operation that never
+        // completed (status Error, `error.type` = `cancelled`, duration recorded).
+        let state = match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Issued { issued, .. } => Some(issued.begin()),
+            Phase::Started(state) => Some(state),
+            Phase::Done => None,
+        };
+        if let Some(state) = state {
+            state.finish(Some(Failure::cancelled()));
         }
     }
 }

@@ -18,6 +18,17 @@ pub(crate) struct Failure {
     pub(crate) description: Option<Cow<'static, str>>,
 }
 
+impl Failure {
+    /// An operation dropped before it completed.
+    pub(crate) fn cancelled() -> Self {
+        Self {
+            error_type: Cow::Borrowed(otelrs_core::conv::ERROR_TYPE_CANCELLED),
+            status_code: None,
+            description: None,
+        }
+    }
+}
+
 /// A server error prefix as a `Cow`, borrowing the common ones.
 fn code(prefix: &str) -> Cow<'static, str> {
     const KNOWN: &[&str] = &[
@@ -100,7 +111,7 @@ fn io_error(err: &RedisError) -> Option<&io::Error> {
 ///
 /// * Server errors (`-WRONGTYPE ...`): the prefix, as `error.type` and `db.response.status_code`.
 /// * I/O failures: the I/O kind (`connection_reset`, `broken_pipe`, `timeout`, ... from
-///   `otelrs_core::status::io_error_type`), or `io` when the connection was dropped without an
+///   `otelrs_core::conv::io_error_type`), or `io` when the connection was dropped without an
 ///   `io::Error` (the multiplexed connection's driver task ended).
 /// * Other client-side failures: a fixed identifier per `redis::ErrorKind` (`parse`,
 ///   `authentication_failed`, `unexpected_return_type`, `invalid_client_config`, `client`, ...).
@@ -110,7 +121,7 @@ pub(crate) fn classify_error(err: &RedisError) -> Failure {
     }
     if let Some(io) = io_error(err) {
         return Failure {
-            error_type: Cow::Borrowed(otelrs_core::status::io_error_type(io)),
+            error_type: Cow::Borrowed(otelrs_core::conv::io_error_type(io)),
             status_code: None,
             description: Some(Cow::Owned(io.to_string())),
         };

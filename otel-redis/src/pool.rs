@@ -2,20 +2,12 @@
 //! the `db.client.connection.*` pool metrics.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult};
+use deadpool::managed::{self, Metrics, Object, PoolError, RecycleResult, WeakPool};
 use deadpool_redis::{ConfigError, CreatePoolError, Runtime};
-use opentelemetry::metrics::{Counter, Histogram};
-use opentelemetry::KeyValue;
-use opentelemetry_semantic_conventions::attribute::{DB_CLIENT_CONNECTION_POOL_NAME, DB_CLIENT_CONNECTION_STATE};
-use opentelemetry_semantic_conventions::metric::{
-    DB_CLIENT_CONNECTION_COUNT, DB_CLIENT_CONNECTION_CREATE_TIME, DB_CLIENT_CONNECTION_MAX,
-    DB_CLIENT_CONNECTION_PENDING_REQUESTS, DB_CLIENT_CONNECTION_TIMEOUTS, DB_CLIENT_CONNECTION_USE_TIME,
-    DB_CLIENT_CONNECTION_WAIT_TIME,
-};
-use otelrs_core::instruments::{counter, duration_histogram, seconds, FixedBound, POOL_TIME_BUCKETS};
+use otelrs_core::conv::pool::{PoolMetrics, PoolStatus};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, Value};
 
@@ -25,14 +17,14 @@ use crate::connection::InstrumentedConnection;
 /// A deadpool-redis `Manager` that also records `db.client.connection.create_time`.
 struct TimedManager {
     inner: deadpool_redis::Manager,
-    create_time: FixedBound<Histogram<f64>, f64>,
+    metrics: Arc<PoolMetrics>,
 }
 
 impl fmt::Debug for TimedManager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TimedManager")
             .field("inner", &self.inner)
-            .field("pool_attributes", &self.create_time.attributes())
+            .field("pool_name", &self.metrics.pool_name())
             .finish_non_exhaustive()
     }
 }
@@ -44,7 +36,7 @@ impl managed::Manager for TimedManager {
     async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
         let start = Instant::now();
         let conn = managed::Manager::create(&self.inner).await?;
-        self.create_time.record(seconds(start.elapsed()));
+        self.metrics.record_create_time(start.elapsed());
         Ok(conn)
     }
 
@@ -61,9 +53,7 @@ struct PoolShared {
     redis: RedisInstrumentation,
     target: Arc<Target>,
     name: String,
-    wait_time: FixedBound<Histogram<f64>, f64>,
-    use_time: FixedBound<Histogram<f64>, f64>,
-    timeouts: FixedBound<Counter<u64>, u64>,
+    metrics: Arc<PoolMetrics>,
 }
 
 /// A deadpool-redis pool that hands out instrumented connections and records the pool metrics of
@@ -85,6 +75,9 @@ struct PoolShared {
 ///
 /// The observable instruments read the pool through a weak reference: once every clone of the
 /// pool is dropped they report nothing.
+///
+/// Names, units, descriptions and bucket advice are those of [`otelrs_core::conv::pool`], shared
+/// with `otelrs-sql`.
 #[derive(Clone)]
 pub struct InstrumentedPool {
     pool: managed::Pool<TimedManager>,
@@ -152,54 +145,34 @@ impl InstrumentedPoolBuilder {
         .map_err(|e| CreatePoolError::Config(ConfigError::Redis(e)))?;
         let target = Arc::new(Target::from_connection_info(&info));
         let name = self.name.unwrap_or_else(|| target.pool_name());
-        let pool_attributes = [KeyValue::new(DB_CLIENT_CONNECTION_POOL_NAME, name.clone())];
 
-        let meter = redis.meter();
-        let bind = redis.shared.bind;
-        let fixed = |instrument| FixedBound::new(instrument, pool_attributes.to_vec(), bind);
-        let create_time = fixed(duration_histogram(
-            meter,
-            DB_CLIENT_CONNECTION_CREATE_TIME,
-            "The time it took to create a new connection.",
-            &POOL_TIME_BUCKETS,
+        // The manager records create times, so the metrics exist before the pool; the observers
+        // read the pool through a weak reference set once it is built (nothing is observed
+        // before, nor once every clone of the pool is dropped).
+        let weak: Arc<OnceLock<WeakPool<TimedManager>>> = Arc::default();
+        let read = Arc::clone(&weak);
+        let metrics = Arc::new(PoolMetrics::register(
+            redis.meter(),
+            name.clone(),
+            redis.shared.bind,
+            move || read.get()?.upgrade().map(|pool| pool_status(&pool.status())),
         ));
         let mut builder = managed::Pool::builder(TimedManager {
             inner: manager,
-            create_time,
+            metrics: Arc::clone(&metrics),
         })
         .config(self.config.get_pool_config());
         if let Some(rt) = self.runtime {
             builder = builder.runtime(rt);
         }
         let pool = builder.build().map_err(CreatePoolError::Build)?;
+        let _ = weak.set(pool.weak());
 
-        register_observers(redis, &pool, &pool_attributes[0]);
         let shared = Arc::new(PoolShared {
             redis: redis.clone(),
             target,
             name,
-            wait_time: fixed(duration_histogram(
-                meter,
-                DB_CLIENT_CONNECTION_WAIT_TIME,
-                "The time it took to obtain an open connection from the pool.",
-                &POOL_TIME_BUCKETS,
-            )),
-            use_time: fixed(duration_histogram(
-                meter,
-                DB_CLIENT_CONNECTION_USE_TIME,
-                "The time between borrowing a connection and returning it to the pool.",
-                &POOL_TIME_BUCKETS,
-            )),
-            timeouts: FixedBound::new(
-                counter(
-                    meter,
-                    DB_CLIENT_CONNECTION_TIMEOUTS,
-                    "{timeout}",
-                    "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
-                ),
-                pool_attributes.to_vec(),
-                bind,
-            ),
+            metrics,
         });
         Ok(InstrumentedPool { pool, shared })
     }
@@ -209,47 +182,15 @@ fn to_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Registers the count, max and pending observers. They hold a weak pool reference, so they
-/// observe nothing once the pool is gone (callbacks live as long as the meter provider).
-fn register_observers(redis: &RedisInstrumentation, pool: &managed::Pool<TimedManager>, name: &KeyValue) {
-    let meter = redis.meter();
-    let (weak, pool_name) = (pool.weak(), name.clone());
-    let idle = [pool_name.clone(), KeyValue::new(DB_CLIENT_CONNECTION_STATE, "idle")];
-    let used = [pool_name, KeyValue::new(DB_CLIENT_CONNECTION_STATE, "used")];
-    let _count = meter
-        .i64_observable_up_down_counter(DB_CLIENT_CONNECTION_COUNT)
-        .with_unit("{connection}")
-        .with_description("The number of connections that are currently in state described by the `state` attribute.")
-        .with_callback(move |obs| {
-            if let Some(pool) = weak.upgrade() {
-                let s = pool.status();
-                obs.observe(to_i64(s.available), &idle);
-                obs.observe(to_i64(s.size.saturating_sub(s.available)), &used);
-            }
-        })
-        .build();
-    let (weak, attrs) = (pool.weak(), [name.clone()]);
-    let _max = meter
-        .i64_observable_up_down_counter(DB_CLIENT_CONNECTION_MAX)
-        .with_unit("{connection}")
-        .with_description("The maximum number of open connections allowed.")
-        .with_callback(move |obs| {
-            if let Some(pool) = weak.upgrade() {
-                obs.observe(to_i64(pool.status().max_size), &attrs);
-            }
-        })
-        .build();
-    let (weak, attrs) = (pool.weak(), [name.clone()]);
-    let _pending = meter
-        .i64_observable_up_down_counter(DB_CLIENT_CONNECTION_PENDING_REQUESTS)
-        .with_unit("{request}")
-        .with_description("The number of current pending requests for an open connection.")
-        .with_callback(move |obs| {
-            if let Some(pool) = weak.upgrade() {
-                obs.observe(to_i64(pool.status().waiting), &attrs);
-            }
-        })
-        .build();
+/// deadpool's status as the pool gauges report it: `available` idle, `size - available` used,
+/// `max_size`, `waiting`.
+fn pool_status(s: &deadpool::Status) -> PoolStatus {
+    PoolStatus {
+        idle: to_i64(s.available),
+        used: to_i64(s.size.saturating_sub(s.available)),
+        max: to_i64(s.max_size),
+        pending: to_i64(s.waiting),
+    }
 }
 
 impl InstrumentedPool {
@@ -275,7 +216,7 @@ impl InstrumentedPool {
         match self.pool.get().await {
             Ok(object) => {
                 let shared = &self.shared;
-                shared.wait_time.record(seconds(start.elapsed()));
+                shared.metrics.record_wait_time(start.elapsed());
                 Ok(PooledConnection {
                     conn: InstrumentedConnection::new(PoolObject(object), shared.redis.clone(), shared.target.clone()),
                     borrowed: Instant::now(),
@@ -284,7 +225,7 @@ impl InstrumentedPool {
             }
             Err(e) => {
                 if matches!(e, PoolError::Timeout(_)) {
-                    self.shared.timeouts.record(1);
+                    self.shared.metrics.record_timeout();
                 }
                 Err(e)
             }
@@ -347,7 +288,7 @@ impl fmt::Debug for PooledConnection {
 
 impl Drop for PooledConnection {
     fn drop(&mut self) {
-        self.shared.use_time.record(seconds(self.borrowed.elapsed()));
+        self.shared.metrics.record_use_time(self.borrowed.elapsed());
     }
 }
 

@@ -584,7 +584,7 @@ async fn spans_are_children_of_the_callers_context_across_tasks() {
 }
 
 #[tokio::test]
-async fn dropped_future_ends_the_span_without_error() {
+async fn dropped_future_ends_the_span_as_cancelled_and_records_its_duration() {
     let t = TestTelemetry::new();
     let client = client();
     let bare = connect(&client).await;
@@ -601,22 +601,25 @@ async fn dropped_future_ends_the_span_without_error() {
         r.is_err(),
         "BLPOP on an empty list blocks until the outer timeout drops it"
     );
-    t.span("BLPOP")
-        .assert_status(&Status::Unset)
-        .assert_no_attr("error.type")
-        .assert_attrs(&with(
-            &client,
-            &[
-                kv("db.operation.name", "BLPOP"),
-                kv("db.query.text", format!("BLPOP {key} 5.0")),
-            ],
-        ));
+    // The family's one policy for an operation that never completed (otelrs_core::conv::error).
+    t.span("BLPOP").assert_status(&Status::error("")).assert_attrs(&with(
+        &client,
+        &[
+            kv("db.operation.name", "BLPOP"),
+            kv("db.query.text", format!("BLPOP {key} 5.0")),
+            kv("error.type", "cancelled"),
+        ],
+    ));
     let m = t.metrics();
-    assert!(
-        m.histogram_point(DURATION, &with(&client, &[kv("db.operation.name", "BLPOP")]))
-            .is_none(),
-        "a cancelled operation records no duration"
+    let point = m.assert_histogram_point(
+        DURATION,
+        &with(
+            &client,
+            &[kv("db.operation.name", "BLPOP"), kv("error.type", "cancelled")],
+        ),
     );
+    assert_eq!(point.count, 1);
+    assert!(point.sum >= 0.1, "the duration runs until the drop: {}", point.sum);
 }
 
 #[tokio::test]
@@ -780,23 +783,34 @@ async fn span_built_while_the_command_is_in_flight_keeps_the_issue_time_and_pare
     span.assert_child_of(&t.span("parent"));
 
     // Dropped after its first poll, before the span was built: the span is still built and
-    // ended (status Unset), and no duration is recorded.
+    // ended as cancelled (status Error), and its duration is recorded with `error.type`.
     t.reset();
     let mut future = conn.req_packed_command(&cmd);
     let waker = std::task::Waker::noop();
     let mut task = std::task::Context::from_waker(waker);
     assert!(future.as_mut().poll(&mut task).is_pending());
     drop(future);
-    t.span("GET").assert_status(&Status::Unset).assert_attrs(&with(
+    t.span("GET").assert_status(&Status::error("")).assert_attrs(&with(
         &client,
         &[
             kv("db.operation.name", "GET"),
             kv("db.query.text", format!("GET {key}")),
+            kv("error.type", "cancelled"),
         ],
     ));
-    let completed = t
-        .metrics()
+    let m = t.metrics();
+    let completed = m
         .histogram_point(DURATION, &with(&client, &[kv("db.operation.name", "GET")]))
         .map(|p| p.count);
-    assert_eq!(completed, Some(1), "only the completed GET has a duration point");
+    assert_eq!(completed, Some(1), "the completed GET has its own point");
+    let cancelled = m
+        .histogram_point(
+            DURATION,
+            &with(
+                &client,
+                &[kv("db.operation.name", "GET"), kv("error.type", "cancelled")],
+            ),
+        )
+        .map(|p| p.count);
+    assert_eq!(cancelled, Some(1), "the cancelled GET is recorded with error.type");
 }

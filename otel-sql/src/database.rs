@@ -81,7 +81,7 @@ pub fn classify_error<DB: InstrumentedDatabase>(error: &sqlx::Error) -> (Cow<'st
                 None => (Cow::Borrowed(otelrs_core::status::ERROR_TYPE_OTHER), None),
             };
         }
-        E::Io(io) => otelrs_core::status::io_error_type(io),
+        E::Io(io) => otelrs_core::conv::io_error_type(io),
         E::PoolTimedOut => "pool_timeout",
         E::PoolClosed => "pool_closed",
         E::Tls(_) => "tls",

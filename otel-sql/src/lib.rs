@@ -58,6 +58,9 @@
 //! `{server.address}:{port}/{db.namespace}` (e.g. `127.0.0.1:5432/app`), or the namespace alone
 //! for SQLite; set it with [`SqlOptions::with_pool_name`]. Pool metrics cover connections taken
 //! through the wrapper (its executor methods, `acquire` and `begin`).
+//! They are registered by [`otelrs_core::conv::pool`] (names, units, descriptions and buckets
+//! shared with `otelrs-redis`); `db.client.connection.create_time` is not recorded, as sqlx does
+//! not expose connection creation. `wait_time` includes acquires that failed or timed out.
 //!
 //! ## Examples
 //!

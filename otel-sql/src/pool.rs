@@ -10,8 +10,7 @@ use std::time::Instant;
 use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
 use futures_util::TryStreamExt;
-use opentelemetry::KeyValue;
-use opentelemetry_semantic_conventions::{attribute as attr, metric};
+use otelrs_core::conv::pool::{PoolMetrics, PoolStatus};
 use sqlx::error::BoxDynError;
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Either, Execute, Executor, Pool, SqlStr, Transaction};
@@ -19,7 +18,7 @@ use sqlx::{Database, Either, Execute, Executor, Pool, SqlStr, Transaction};
 use crate::async_stream::TryAsyncStream;
 use crate::database::InstrumentedDatabase;
 use crate::options::SqlOptions;
-use crate::telemetry::{count, scope, Op, OpFuture, OpKind, OpStream, PendingGuard, Shared};
+use crate::telemetry::{count, pool_name, scope, Op, OpFuture, OpKind, OpStream, PendingGuard, Shared};
 
 /// A `sqlx::Pool` whose queries produce OpenTelemetry spans and metrics.
 ///
@@ -77,9 +76,16 @@ impl<DB: InstrumentedDatabase> InstrumentedPool<DB> {
         let server = DB::server_info(&connect_options);
         let configured_port = DB::configured_port(&connect_options);
         let meter = options.instrumentation.meter(scope());
-        let shared = Arc::new(Shared::new::<DB>(&options, system, &server, configured_port, &meter));
-        let state = Arc::new(PoolState { pool, shared });
-        register_pool_gauges(&meter, &state);
+        let name = pool_name(&options, &server, configured_port);
+        let bind = options.instrumentation.bound_instrument_capacity() > 0;
+        // The pool gauges read the pool through a weak reference and stop reporting once every
+        // handle to the instrumented pool is gone.
+        let state = Arc::new_cyclic(|weak: &Weak<PoolState<DB>>| {
+            let weak = weak.clone();
+            let metrics = PoolMetrics::register(&meter, name, bind, move || weak.upgrade().map(|s| s.status()));
+            let shared = Arc::new(Shared::new::<DB>(&options, system, &server, &meter, metrics));
+            PoolState { pool, shared }
+        });
         Self { state }
     }
 
@@ -128,57 +134,19 @@ where
     }
 }
 
-/// Registers the observable pool gauges; they read the pool through a weak reference and stop
-/// reporting once every handle to the instrumented pool is gone.
-fn register_pool_gauges<DB: Database>(meter: &opentelemetry::metrics::Meter, state: &Arc<PoolState<DB>>) {
-    let weak: Weak<PoolState<DB>> = Arc::downgrade(state);
-    let w = weak.clone();
-    let _count = meter
-        .i64_observable_up_down_counter(metric::DB_CLIENT_CONNECTION_COUNT)
-        .with_unit("{connection}")
-        .with_description(
-            "The number of connections that are currently in the state described by the `state` attribute.",
-        )
-        .with_callback(move |obs| {
-            if let Some(state) = w.upgrade() {
-                let size = i64::from(state.pool.size());
-                let idle = i64::try_from(state.pool.num_idle()).unwrap_or(i64::MAX).min(size);
-                let name = state.shared.pool_attrs[0].clone();
-                obs.observe(
-                    idle,
-                    &[name.clone(), KeyValue::new(attr::DB_CLIENT_CONNECTION_STATE, "idle")],
-                );
-                obs.observe(
-                    size - idle,
-                    &[name, KeyValue::new(attr::DB_CLIENT_CONNECTION_STATE, "used")],
-                );
-            }
-        })
-        .build();
-    let w = weak.clone();
-    let _max = meter
-        .i64_observable_up_down_counter(metric::DB_CLIENT_CONNECTION_MAX)
-        .with_unit("{connection}")
-        .with_description("The maximum number of open connections allowed.")
-        .with_callback(move |obs| {
-            if let Some(state) = w.upgrade() {
-                let max = i64::from(state.pool.options().get_max_connections());
-                obs.observe(max, &state.shared.pool_attrs);
-            }
-        })
-        .build();
-    let w = weak;
-    let _pending = meter
-        .i64_observable_up_down_counter(metric::DB_CLIENT_CONNECTION_PENDING_REQUESTS)
-        .with_unit("{request}")
-        .with_description("The number of current pending requests for an open connection.")
-        .with_callback(move |obs| {
-            if let Some(state) = w.upgrade() {
-                let pending = state.shared.pending.load(Ordering::Relaxed).max(0);
-                obs.observe(pending, &state.shared.pool_attrs);
-            }
-        })
-        .build();
+impl<DB: Database> PoolState<DB> {
+    /// The pool as the `db.client.connection.*` gauges report it: sqlx's open and idle counts,
+    /// its configured maximum, and the tasks waiting in this wrapper's acquire.
+    fn status(&self) -> PoolStatus {
+        let size = i64::from(self.pool.size());
+        let idle = i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX).min(size);
+        PoolStatus {
+            idle,
+            used: size - idle,
+            max: i64::from(self.pool.options().get_max_connections()),
+            pending: self.shared.pending.load(Ordering::Relaxed).max(0),
+        }
+    }
 }
 
 /// A pooled connection with its use-time clock.

@@ -10,12 +10,13 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Instant, SystemTime};
 
 use futures_core::Stream;
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{Histogram, Meter};
 use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
-use otelrs_core::instruments::{self, BoundInstruments, FixedBound, DB_DURATION_BUCKETS, POOL_TIME_BUCKETS};
+use otelrs_core::conv::pool::PoolMetrics;
+use otelrs_core::instruments::{self, BoundInstruments, DB_DURATION_BUCKETS};
 use otelrs_core::intern::{shared_str, static_str, Interner};
 use otelrs_core::Instrumentation;
 use pin_project_lite::pin_project;
@@ -99,13 +100,11 @@ pub(crate) struct Shared {
     cache: Cache<QueryMeta>,
     /// Bound per low-cardinality attribute combination: no per-record attribute hashing.
     duration: Arc<BoundInstruments<Histogram<f64>, DurationKey, f64>>,
-    /// The pool metrics have one fixed attribute set: bound once.
-    wait_time: FixedBound<Histogram<f64>, f64>,
-    use_time: FixedBound<Histogram<f64>, f64>,
-    timeouts: FixedBound<Counter<u64>, u64>,
+    /// The `db.client.connection.*` instruments of the pool.
+    pool: PoolMetrics,
     /// Span names (query summaries) interned as `&'static str`, bounded.
     names: Interner<&'static str>,
-    pub(crate) pool_attrs: [KeyValue; 1],
+    /// Tasks waiting in this wrapper's acquire (`db.client.connection.pending_requests`).
     pub(crate) pending: AtomicI64,
     error_kind: fn(&sqlx::Error) -> (Cow<'static, str>, Option<String>),
 }
@@ -114,13 +113,29 @@ pub(crate) fn scope() -> opentelemetry::InstrumentationScope {
     Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
 }
 
+/// `db.client.connection.pool.name`: the configured name, else
+/// `server.address[:configured port]/db.namespace`.
+pub(crate) fn pool_name(options: &SqlOptions, server: &ServerInfo, configured_port: Option<u16>) -> Cow<'static, str> {
+    match &options.pool_name {
+        Some(n) => n.clone(),
+        None => {
+            let ns = server.namespace.as_deref().unwrap_or("");
+            match (&server.address, configured_port) {
+                (Some(a), Some(p)) => Cow::Owned(format!("{a}:{p}/{ns}")),
+                (Some(a), None) => Cow::Owned(format!("{a}/{ns}")),
+                (None, _) => Cow::Owned(ns.to_owned()),
+            }
+        }
+    }
+}
+
 impl Shared {
     pub(crate) fn new<DB: InstrumentedDatabase>(
         options: &SqlOptions,
         system: &'static str,
         server: &ServerInfo,
-        configured_port: Option<u16>,
         meter: &Meter,
+        pool: PoolMetrics,
     ) -> Self {
         let tracer = options.instrumentation.tracer(scope());
         let capacity = options.instrumentation.bound_instrument_capacity();
@@ -142,19 +157,6 @@ impl Shared {
             },
             (None, None) => Cow::Borrowed(system),
         };
-        let bind = capacity > 0;
-        let pool_name: Cow<'static, str> = match &options.pool_name {
-            Some(n) => n.clone(),
-            None => {
-                let ns = server.namespace.as_deref().unwrap_or("");
-                match (&server.address, configured_port) {
-                    (Some(a), Some(p)) => Cow::Owned(format!("{a}:{p}/{ns}")),
-                    (Some(a), None) => Cow::Owned(format!("{a}/{ns}")),
-                    (None, _) => Cow::Owned(ns.to_owned()),
-                }
-            }
-        };
-        let pool_attrs = [KeyValue::new(attr::DB_CLIENT_CONNECTION_POOL_NAME, pool_name)];
         Self {
             tracer,
             base_attrs,
@@ -175,38 +177,8 @@ impl Shared {
                 ),
                 capacity,
             )),
-            wait_time: FixedBound::new(
-                instruments::duration_histogram(
-                    meter,
-                    metric::DB_CLIENT_CONNECTION_WAIT_TIME,
-                    "The time it took to obtain an open connection from the pool.",
-                    &POOL_TIME_BUCKETS,
-                ),
-                pool_attrs.to_vec(),
-                bind,
-            ),
-            use_time: FixedBound::new(
-                instruments::duration_histogram(
-                    meter,
-                    metric::DB_CLIENT_CONNECTION_USE_TIME,
-                    "The time between borrowing a connection and returning it to the pool.",
-                    &POOL_TIME_BUCKETS,
-                ),
-                pool_attrs.to_vec(),
-                bind,
-            ),
-            timeouts: FixedBound::new(
-                instruments::counter(
-                    meter,
-                    metric::DB_CLIENT_CONNECTION_TIMEOUTS,
-                    "{timeout}",
-                    "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
-                ),
-                pool_attrs.to_vec(),
-                bind,
-            ),
+            pool,
             names: Interner::new(NAME_CAPACITY),
-            pool_attrs,
             pending: AtomicI64::new(0),
             error_kind: classify_error::<DB>,
         }
@@ -233,14 +205,14 @@ impl Shared {
 
     /// Records the time spent waiting for a connection, and a timeout when it failed so.
     pub(crate) fn record_wait(&self, waited: std::time::Duration, timed_out: bool) {
-        self.wait_time.record(instruments::seconds(waited));
+        self.pool.record_wait_time(waited);
         if timed_out {
-            self.timeouts.record(1);
+            self.pool.record_timeout();
         }
     }
 
     pub(crate) fn record_use(&self, used: std::time::Duration) {
-        self.use_time.record(instruments::seconds(used));
+        self.pool.record_use_time(used);
     }
 }
 
@@ -481,8 +453,8 @@ impl Op {
                 active.metric_key.error_type = Some(error_type);
             }
             Outcome::Cancelled => {
-                otelrs_core::status::record_failure(span, "cancelled", None);
-                active.metric_key.error_type = Some(Cow::Borrowed("cancelled"));
+                otelrs_core::conv::error::record_cancelled(span);
+                active.metric_key.error_type = Some(Cow::Borrowed(otelrs_core::conv::ERROR_TYPE_CANCELLED));
             }
         }
         span.end();

@@ -487,7 +487,7 @@ async fn pool_gauges_report_idle_used_and_max() {
     m.assert_metric(
         "db.client.connection.count",
         "{connection}",
-        "The number of connections that are currently in the state described by the `state` attribute.",
+        "The number of connections that are currently in state described by the `state` attribute.",
     );
     assert_eq!(
         m.sum_i64(
@@ -526,10 +526,18 @@ async fn pool_gauges_report_idle_used_and_max() {
     assert_eq!(
         m.sum_i64(
             "db.client.connection.count",
-            &[name, kv("db.client.connection.state", "used")]
+            &[name.clone(), kv("db.client.connection.state", "used")]
         ),
         Some(0)
     );
+    // sqlx does not expose connection creation: no create_time stream at all.
+    assert!(m.metric("db.client.connection.create_time").is_none());
+    // The gauges read the pool through a weak reference: nothing once the pool is dropped.
+    drop(pool);
+    t.reset();
+    let m = t.metrics();
+    assert_eq!(m.sum_i64("db.client.connection.max", std::slice::from_ref(&name)), None);
+    assert!(m.sums_i64("db.client.connection.count").is_empty());
 }
 
 #[tokio::test]

@@ -738,7 +738,7 @@ mod redis_fault {
         let io = io_error_in(err);
         let error_type = match (err.code(), io) {
             (Some(code), _) => code.to_owned(),
-            (None, Some(io)) => otelrs_core::status::io_error_type(io).to_owned(),
+            (None, Some(io)) => otelrs_core::conv::io_error_type(io).to_owned(),
             (None, None) if err.kind() == redis::ErrorKind::Io => "io".to_owned(),
             _ => panic!("unexpected redis error for a killed connection: {err:?}"),
         };

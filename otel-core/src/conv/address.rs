@@ -138,7 +138,8 @@ mod tests {
 
     #[test]
     fn the_documented_cases() {
-        let cases: &[(&str, Option<(&str, Option<u16>)>)] = &[
+        type Split<'a> = Option<(&'a str, Option<u16>)>;
+        let cases: &[(&str, Split<'_>)] = &[
             ("example.com", Some(("example.com", None))),
             ("example.com:8080", Some(("example.com", Some(8080)))),
             ("user:secret@example.com:8080", Some(("example.com", Some(8080)))),
@@ -168,10 +169,15 @@ mod tests {
     #[test]
     fn attributes_have_the_semconv_types() {
         let mut attrs = Vec::new();
-        ServerAddress::parse("db.internal:5432").unwrap().push_attributes(&mut attrs);
+        ServerAddress::parse("db.internal:5432")
+            .unwrap()
+            .push_attributes(&mut attrs);
         assert_eq!(
             attrs,
-            vec![KeyValue::new("server.address", "db.internal"), KeyValue::new("server.port", 5432i64)]
+            vec![
+                KeyValue::new("server.address", "db.internal"),
+                KeyValue::new("server.port", 5432i64)
+            ]
         );
         let mut attrs = Vec::new();
         ServerAddress::new("/run/pg.sock", None).push_attributes(&mut attrs);

@@ -84,7 +84,7 @@ pub fn error_chain<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &
 }
 
 /// The first [`io::Error`] in an error's chain.
-pub fn io_error_in(err: &(dyn Error + 'static)) -> Option<&io::Error> {
+pub fn io_error_in<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a io::Error> {
     error_chain(err).find_map(|e| e.downcast_ref::<io::Error>())
 }
 
@@ -170,8 +170,12 @@ mod tests {
         assert_eq!(classify_error_chain(&io, special, "other"), "connection_refused");
         let timed_out = Wrapper(Box::new(io::Error::from(io::ErrorKind::TimedOut)));
         assert_eq!(classify_error_chain(&timed_out, special, "other"), ERROR_TYPE_TIMEOUT);
-        assert_eq!(classify_error_chain(&Wrapper(Box::new(Special)), special, "other"), "special");
+        assert_eq!(
+            classify_error_chain(&Wrapper(Box::new(Special)), special, "other"),
+            "special"
+        );
         assert_eq!(classify_error_chain(&Special, |_| None, "other"), "other");
+        assert_eq!(io_error_type(&io::Error::other("x")), "io");
     }
 
     #[test]

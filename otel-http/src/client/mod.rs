@@ -15,7 +15,7 @@
 //! | --- | --- | --- |
 //! | 1xx–3xx | Unset | none |
 //! | 4xx, 5xx | Error | the status code (`"404"`, `"503"`) |
-//! | transport failure, error chain holds a `std::io::Error` | Error (description: the error message) | the I/O kind: `timeout`, `connection_refused`, `connection_reset`, `connection_aborted`, `broken_pipe`, `unexpected_eof`, `not_connected`, `address_not_available`, ... (see [`otelrs_core::status::io_error_type`]), `io` for other kinds |
+//! | transport failure, error chain holds a `std::io::Error` | Error (description: the error message) | the I/O kind: `timeout`, `connection_refused`, `connection_reset`, `connection_aborted`, `broken_pipe`, `unexpected_eof`, `not_connected`, `address_not_available`, ... (see [`otelrs_core::conv::io_error_type`]), `io` for other kinds |
 //! | transport failure of hyper / hyper-util (feature `hyper-util`) without an I/O cause | Error | `timeout`, `connect`, `connection_closed`, `incomplete_message`, `protocol_error`, `canceled` |
 //! | any other error | Error | `_OTHER` |
 //! | the response future was dropped (the caller cancelled) | Unset | none; the duration is not recorded |
@@ -146,9 +146,7 @@ impl HttpClientLayer {
 
     /// A layer using the providers and propagator of `instrumentation`.
     pub fn with_instrumentation(instrumentation: Instrumentation) -> Self {
-        let scope = Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        let tracer = instrumentation.tracer(scope.clone());
-        let meter = instrumentation.meter(scope);
+        let (tracer, meter) = instrumentation.tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
         let duration = instruments::duration_histogram(
             &meter,
             HTTP_CLIENT_REQUEST_DURATION,

@@ -22,7 +22,7 @@
 //! | [`ERROR_TYPE_PANIC`] (`panic`) | the inner service panicked while being called or polled; the panic is resumed unchanged after the span ends | no |
 //! | [`ERROR_TYPE_CANCELLED`] (`cancelled`) | the response future was dropped before it produced a response (the client went away, an outer timeout fired) | no |
 //! | [`ERROR_TYPE_BODY_INCOMPLETE`] (`response_body_incomplete`) | the response body was dropped before its end (client disconnected mid-response) | yes |
-//! | an I/O kind (`connection_reset`, `broken_pipe`, `timeout`, ...) | the inner service or the response body failed with an error whose source chain holds a `std::io::Error` (see [`otelrs_core::status::io_error_type`]) | body errors: yes |
+//! | an I/O kind (`connection_reset`, `broken_pipe`, `timeout`, ...) | the inner service or the response body failed with an error whose source chain holds a `std::io::Error` (see [`otelrs_core::conv::io_error_type`]) | body errors: yes |
 //! | [`ERROR_TYPE_BODY_ERROR`] (`response_body_error`) | the response body failed with any other error | yes |
 //! | `_OTHER` | the inner service returned any other error | no |
 //!
@@ -61,10 +61,8 @@ pub(crate) use request_body::RequestBodyCounter;
 pub use request_body::{CountingBody, RequestBodySizeLayer, RequestBodySizeService};
 pub use service::HttpServerService;
 
-/// `error.type` of a request whose inner service panicked.
-pub const ERROR_TYPE_PANIC: &str = "panic";
-/// `error.type` of a request whose response future was dropped before it produced a response.
-pub const ERROR_TYPE_CANCELLED: &str = "cancelled";
+// The outcomes every adapter shares are defined once in otelrs-core.
+pub use otelrs_core::conv::{ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
 /// `error.type` of a response whose body was dropped before it was sent completely.
 pub const ERROR_TYPE_BODY_INCOMPLETE: &str = "response_body_incomplete";
 /// `error.type` of a response whose body failed with an error that is not an I/O error.
@@ -168,9 +166,7 @@ impl HttpServerLayer {
     /// A layer using the providers and propagator of `instrumentation` (globals for what it does
     /// not set).
     pub fn with_instrumentation(instrumentation: Instrumentation) -> Self {
-        let scope = Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        let tracer = instrumentation.tracer(scope.clone());
-        let meter = instrumentation.meter(scope);
+        let (tracer, meter) = instrumentation.tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
         let duration = instruments::duration_histogram(
             &meter,
             HTTP_SERVER_REQUEST_DURATION,
