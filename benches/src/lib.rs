@@ -134,6 +134,28 @@ macro_rules! discard_exporters {
     };
 }
 
+/// Starts and ends a span shaped like an HTTP server span with 8 attributes (the span of the
+/// export benchmarks).
+pub fn end_http_server_span(tracer: &opentelemetry_sdk::trace::SdkTracer) {
+    use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
+    use opentelemetry::KeyValue;
+    tracer
+        .span_builder("GET /users/{id}")
+        .with_kind(SpanKind::Server)
+        .with_attributes(vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("url.path", "/users/42"),
+            KeyValue::new("url.scheme", "http"),
+            KeyValue::new("http.route", "/users/{id}"),
+            KeyValue::new("http.response.status_code", 200_i64),
+            KeyValue::new("server.address", "api.example"),
+            KeyValue::new("server.port", 8080_i64),
+            KeyValue::new("network.protocol.version", "1.1"),
+        ])
+        .start(tracer)
+        .end();
+}
+
 pub mod actix_apps;
 pub mod grpc_apps;
 pub mod http_apps;

@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::error::Error;
 
-use otelrs_core::conv::{self, classify_error_chain, ERROR_TYPE_CANCELLED, ERROR_TYPE_TIMEOUT};
+use otelrs_core::conv::{self, classify_error_chain};
 
 /// Views a concrete error as `dyn Error` when its type is one we know: the boxes and I/O errors
 /// every stack uses (`otelrs_core::conv::error::as_dyn_error`), and the HTTP stacks' own types.
@@ -34,6 +34,7 @@ pub(crate) fn as_dyn_error<E: 'static>(err: &E) -> Option<&(dyn Error + 'static)
 fn hyper_error_type(e: &(dyn Error + 'static)) -> Option<&'static str> {
     #[cfg(feature = "hyper-util")]
     {
+        use otelrs_core::conv::{ERROR_TYPE_CANCELLED, ERROR_TYPE_TIMEOUT};
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             if h.is_timeout() {
                 return Some(ERROR_TYPE_TIMEOUT);

@@ -15,8 +15,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use opentelemetry::trace::{Span, SpanKind, Tracer, TracerProvider};
-use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
@@ -230,25 +229,6 @@ impl Exporting {
     }
 }
 
-/// An HTTP server span with 8 attributes.
-fn end_server_span(tracer: &SdkTracer) {
-    tracer
-        .span_builder("GET /users/{id}")
-        .with_kind(SpanKind::Server)
-        .with_attributes(vec![
-            KeyValue::new("http.request.method", "GET"),
-            KeyValue::new("url.path", "/users/42"),
-            KeyValue::new("url.scheme", "http"),
-            KeyValue::new("http.route", "/users/{id}"),
-            KeyValue::new("http.response.status_code", 200_i64),
-            KeyValue::new("server.address", "api.example"),
-            KeyValue::new("server.port", 8080_i64),
-            KeyValue::new("network.protocol.version", "1.1"),
-        ])
-        .start(tracer)
-        .end();
-}
-
 fn thread_cpu_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
@@ -290,7 +270,7 @@ fn produce_at_rate(tracer: &SdkTracer, rate: u64, start: Instant, duration: Dura
             p.first_span.get_or_insert_with(Instant::now);
             let cpu_before = thread_cpu_ns();
             for _ in p.spans..due {
-                end_server_span(tracer);
+                benches::end_http_server_span(tracer);
             }
             p.cpu_ns += thread_cpu_ns() - cpu_before;
             p.spans = due;
@@ -315,7 +295,7 @@ fn produce_saturated(tracer: &SdkTracer, start: Instant, duration: Duration) -> 
     let mut spans = 0;
     while Instant::now() < end {
         for _ in 0..SATURATION_CHUNK {
-            end_server_span(tracer);
+            benches::end_http_server_span(tracer);
         }
         spans += SATURATION_CHUNK;
     }

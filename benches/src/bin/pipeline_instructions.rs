@@ -12,8 +12,7 @@
 use std::time::Duration;
 
 use benches::http_apps::DiscardSpans;
-use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
-use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider};
 use otelrs_core::sdk::{BatchConfig, SdkBuilder, SdkConfig};
 
@@ -21,21 +20,7 @@ use otelrs_core::sdk::{BatchConfig, SdkBuilder, SdkConfig};
 #[inline(never)]
 fn emit_spans(tracer: &opentelemetry_sdk::trace::SdkTracer, n: u64) {
     for _ in 0..n {
-        tracer
-            .span_builder("GET /users/{id}")
-            .with_kind(SpanKind::Server)
-            .with_attributes(vec![
-                KeyValue::new("http.request.method", "GET"),
-                KeyValue::new("url.path", "/users/42"),
-                KeyValue::new("url.scheme", "http"),
-                KeyValue::new("http.route", "/users/{id}"),
-                KeyValue::new("http.response.status_code", 200i64),
-                KeyValue::new("server.address", "api.example"),
-                KeyValue::new("server.port", 8080i64),
-                KeyValue::new("network.protocol.version", "1.1"),
-            ])
-            .start(tracer)
-            .end();
+        benches::end_http_server_span(tracer);
     }
 }
 

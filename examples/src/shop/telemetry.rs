@@ -16,8 +16,8 @@ use opentelemetry::trace::{
     Link, Span as _, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceId, TracerProvider,
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use otelrs_core::sdk::{Exporter, PrometheusHandle, SamplerConfig, SdkBuilder, SdkError, TelemetryGuard};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use otelrs_core::sdk::{Exporter, PrometheusHandle, SdkBuilder, SdkError, TelemetryGuard};
 use otelrs_core::Instrumentation;
 
 /// A finished span as the demo renders and the test asserts it.
@@ -336,17 +336,6 @@ fn is_set(var: &str) -> bool {
     std::env::var_os(var).is_some_and(|v| !v.is_empty())
 }
 
-fn sampler(config: SamplerConfig) -> Sampler {
-    match config {
-        SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
-        SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
-        SamplerConfig::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
-        SamplerConfig::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
-        SamplerConfig::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
-        SamplerConfig::ParentBasedTraceIdRatio(r) => Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r))),
-    }
-}
-
 impl ShopTelemetry {
     /// Sets up one SDK per service from the `OTEL_*` environment.
     ///
@@ -409,7 +398,7 @@ impl ShopTelemetry {
                 // Spans are recorded even when nothing exports them: the demo draws them.
                 let provider = guard.tracer_provider().cloned().unwrap_or_else(|| {
                     SdkTracerProvider::builder()
-                        .with_sampler(sampler(sampler_config))
+                        .with_sampler(sampler_config.to_sampler())
                         .build()
                 });
                 guard.instrumentation().with_tracer_provider(CapturingTracerProvider {

@@ -8,12 +8,11 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::logs::{LoggerProviderBuilder, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::{MeterProviderBuilder, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, ShouldSample, TracerProviderBuilder};
+use opentelemetry_sdk::trace::{SdkTracerProvider, ShouldSample, TracerProviderBuilder};
 use opentelemetry_sdk::Resource;
 
 use super::env::{
-    BatchConfig, ConfigError, Exporter, OtlpCompression, OtlpProtocol, PemSource, PropagatorKind, SamplerConfig,
-    SdkConfig, Signal,
+    BatchConfig, ConfigError, Exporter, OtlpCompression, OtlpProtocol, PemSource, PropagatorKind, SdkConfig, Signal,
 };
 use super::guard::{Inner, TelemetryGuard};
 use super::health::{CountingSampler, ExportHealth};
@@ -284,7 +283,7 @@ impl SdkBuilder {
     pub fn with_span_exporter(mut self, exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static) -> Self {
         self.span_exporters.push(Box::new(move |pipelines, health, batch| {
             let context = custom_context(health, Signal::Traces, "custom_span_exporter");
-            pipelines.add(health, batch, exporter, context)
+            pipelines.add(batch, exporter, context)
         }));
         self
     }
@@ -456,17 +455,6 @@ fn pipeline_error(signal: &'static str, e: std::io::Error) -> SdkError {
     }
 }
 
-fn sampler_from(config: SamplerConfig) -> Sampler {
-    match config {
-        SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
-        SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
-        SamplerConfig::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
-        SamplerConfig::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
-        SamplerConfig::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
-        SamplerConfig::ParentBasedTraceIdRatio(r) => Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r))),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn build_tracer_provider(
     c: &SdkConfig,
@@ -486,11 +474,11 @@ fn build_tracer_provider(
             counters: counters.clone(),
         }),
         None => b.with_sampler(CountingSampler {
-            inner: sampler_from(c.sampler),
+            inner: c.sampler.to_sampler(),
             counters: counters.clone(),
         }),
     };
-    let mut pipelines = SpanPipelines::new(counters, shutdown_timeout);
+    let mut pipelines = SpanPipelines::new(health, shutdown_timeout);
     let started = |r: std::io::Result<()>| r.map_err(|e| pipeline_error("traces", e));
     for e in &c.traces_exporters {
         match e {
@@ -501,16 +489,11 @@ fn build_tracer_provider(
                     retry,
                     health,
                 })?;
-                started(pipelines.add(health, c.span_batch, exporter, context))?;
+                started(pipelines.add(c.span_batch, exporter, context))?;
             }
             Exporter::Console => {
                 let context = custom_context(health, Signal::Traces, "console_span_exporter");
-                started(pipelines.add(
-                    health,
-                    c.span_batch,
-                    opentelemetry_stdout::SpanExporter::default(),
-                    context,
-                ))?;
+                started(pipelines.add(c.span_batch, opentelemetry_stdout::SpanExporter::default(), context))?;
             }
             // Rejected by the parser for traces; nothing to export to.
             Exporter::Prometheus => {}
@@ -606,7 +589,7 @@ fn build_logger_provider(
     extra_exporters: Vec<AddLogPipeline>,
     extra_processors: Vec<AddToLogger>,
 ) -> Result<SdkLoggerProvider, SdkError> {
-    let mut pipelines = LogPipelines::new(health.clone(), shutdown_timeout);
+    let mut pipelines = LogPipelines::new(health, shutdown_timeout);
     let started = |r: std::io::Result<()>| r.map_err(|e| pipeline_error("logs", e));
     for e in &c.logs_exporters {
         match e {

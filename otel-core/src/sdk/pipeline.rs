@@ -201,55 +201,108 @@ impl<E: LogExporter + 'static> BatchExporter for LogExport<E> {
 /// Forwards the provider's resource to an exporter that a pipeline's threads share.
 type SetResource = Box<dyn Fn(&Resource) + Send + Sync>;
 
-/// The tracer provider's processor for the SDK's own exporters: counts ended spans and queues
-/// sampled ones into one pipeline per exporter.
-pub(crate) struct SpanPipelines {
-    pipelines: Vec<BatchPipeline<SpanData>>,
+/// One pipeline per exporter of a signal, fed the same items.
+struct Pipelines<T> {
+    signal: Signal,
+    name: &'static str,
+    component_type: &'static str,
+    pipelines: Vec<BatchPipeline<T>>,
     resources: Vec<SetResource>,
-    counters: Arc<SpanCounters>,
+    health: ExportHealth,
     shutdown_timeout: Duration,
 }
 
-impl std::fmt::Debug for SpanPipelines {
+impl<T: Clone + Send + 'static> Pipelines<T> {
+    /// Starts a pipeline to `export`; `set_resource` hands the provider's resource to it.
+    fn add<X: BatchExporter<Item = T>>(
+        &mut self,
+        config: BatchConfig,
+        export: X,
+        set_resource: fn(&mut X, &Resource),
+    ) -> std::io::Result<()> {
+        let export = Arc::new(RwLock::new(export));
+        let pipeline = BatchPipeline::start(self.name, config, export.clone())?;
+        self.health.queue(self.signal, self.component_type, pipeline.probe());
+        self.resources.push(Box::new(move |r: &Resource| {
+            if let Ok(mut e) = export.write() {
+                set_resource(&mut e, r);
+            }
+        }));
+        self.pipelines.push(pipeline);
+        Ok(())
+    }
+
+    /// Queues `item` in every pipeline (copies for all but the last).
+    fn push(&self, item: T) {
+        if let Some((last, rest)) = self.pipelines.split_last() {
+            for p in rest {
+                p.push(item.clone());
+            }
+            last.push(item);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        all(self.pipelines.iter().map(|p| p.force_flush(self.shutdown_timeout)))
+    }
+
+    fn shutdown(&self, timeout: Duration) -> OTelSdkResult {
+        all(self.pipelines.iter().map(|p| p.shutdown(timeout)))
+    }
+
+    fn set_resource(&self, resource: &Resource) {
+        for f in &self.resources {
+            f(resource);
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for Pipelines<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpanPipelines")
+        f.debug_struct("Pipelines")
+            .field("signal", &self.signal)
             .field("pipelines", &self.pipelines)
             .finish()
     }
 }
 
+/// The tracer provider's processor for the SDK's own exporters: counts ended spans and queues
+/// sampled ones into one pipeline per exporter.
+#[derive(Debug)]
+pub(crate) struct SpanPipelines {
+    pipelines: Pipelines<SpanData>,
+    counters: Arc<SpanCounters>,
+}
+
 impl SpanPipelines {
-    pub(crate) fn new(counters: Arc<SpanCounters>, shutdown_timeout: Duration) -> Self {
+    pub(crate) fn new(health: &ExportHealth, shutdown_timeout: Duration) -> Self {
         Self {
-            pipelines: Vec::new(),
-            resources: Vec::new(),
-            counters,
-            shutdown_timeout,
+            pipelines: Pipelines {
+                signal: Signal::Traces,
+                name: "span",
+                component_type: "batching_span_processor",
+                pipelines: Vec::new(),
+                resources: Vec::new(),
+                health: health.clone(),
+                shutdown_timeout,
+            },
+            counters: health.span_counters(),
         }
     }
 
     /// Adds a pipeline to `exporter`.
     pub(crate) fn add<E: SpanExporter + 'static>(
         &mut self,
-        health: &ExportHealth,
         config: BatchConfig,
         exporter: E,
         context: ExportContext,
     ) -> std::io::Result<()> {
-        let export = Arc::new(RwLock::new(SpanExport {
+        let export = SpanExport {
             exporter,
             context,
             export_timeout: config.export_timeout,
-        }));
-        let pipeline = BatchPipeline::start("span", config, export.clone())?;
-        health.queue(Signal::Traces, "batching_span_processor", pipeline.probe());
-        self.resources.push(Box::new(move |r: &Resource| {
-            if let Ok(mut e) = export.write() {
-                e.exporter.set_resource(r);
-            }
-        }));
-        self.pipelines.push(pipeline);
-        Ok(())
+        };
+        self.pipelines.add(config, export, |e, r| e.exporter.set_resource(r))
     }
 }
 
@@ -259,54 +312,51 @@ impl SpanProcessor for SpanPipelines {
     fn on_end(&self, span: SpanData) {
         // Sampled spans that reach a pipeline are counted there, under the queue's lock; only the
         // others need a counter of their own (for `otel.sdk.span.live`).
-        let Some((last, rest)) = self.pipelines.split_last().filter(|_| span.span_context.is_sampled()) else {
-            self.counters.ended(span.span_context.is_sampled());
-            return;
-        };
-        for p in rest {
-            p.push(span.clone());
+        // Written out rather than through `Pipelines::push`: a span is large, and this way it is
+        // copied once, into the queue (measured with `pipeline_instructions`).
+        let sampled = span.span_context.is_sampled();
+        match self.pipelines.pipelines.split_last() {
+            Some((last, rest)) if sampled => {
+                for p in rest {
+                    p.push(span.clone());
+                }
+                last.push(span);
+            }
+            _ => self.counters.ended(sampled),
         }
-        last.push(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        all(self.pipelines.iter().map(|p| p.force_flush(self.shutdown_timeout)))
+        self.pipelines.force_flush()
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        all(self.pipelines.iter().map(|p| p.shutdown(timeout)))
+        self.pipelines.shutdown(timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        for f in &self.resources {
-            f(resource);
-        }
+        self.pipelines.set_resource(resource);
     }
 }
 
 /// The logger provider's processor for the SDK's own exporters.
+#[derive(Debug)]
 pub(crate) struct LogPipelines {
-    pipelines: Vec<BatchPipeline<LogItem>>,
-    resources: Vec<SetResource>,
-    health: ExportHealth,
-    shutdown_timeout: Duration,
-}
-
-impl std::fmt::Debug for LogPipelines {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogPipelines")
-            .field("pipelines", &self.pipelines)
-            .finish()
-    }
+    pipelines: Pipelines<LogItem>,
 }
 
 impl LogPipelines {
-    pub(crate) fn new(health: ExportHealth, shutdown_timeout: Duration) -> Self {
+    pub(crate) fn new(health: &ExportHealth, shutdown_timeout: Duration) -> Self {
         Self {
-            pipelines: Vec::new(),
-            resources: Vec::new(),
-            health,
-            shutdown_timeout,
+            pipelines: Pipelines {
+                signal: Signal::Logs,
+                name: "log",
+                component_type: "batching_log_processor",
+                pipelines: Vec::new(),
+                resources: Vec::new(),
+                health: health.clone(),
+                shutdown_timeout,
+            },
         }
     }
 
@@ -317,47 +367,31 @@ impl LogPipelines {
         exporter: E,
         context: ExportContext,
     ) -> std::io::Result<()> {
-        let export = Arc::new(RwLock::new(LogExport {
+        let export = LogExport {
             exporter,
             context,
             export_timeout: config.export_timeout,
-        }));
-        let pipeline = BatchPipeline::start("log", config, export.clone())?;
-        self.health
-            .queue(Signal::Logs, "batching_log_processor", pipeline.probe());
-        self.resources.push(Box::new(move |r: &Resource| {
-            if let Ok(mut e) = export.write() {
-                e.exporter.set_resource(r);
-            }
-        }));
-        self.pipelines.push(pipeline);
-        Ok(())
+        };
+        self.pipelines.add(config, export, |e, r| e.exporter.set_resource(r))
     }
 }
 
 impl LogProcessor for LogPipelines {
     fn emit(&self, record: &mut SdkLogRecord, scope: &InstrumentationScope) {
-        self.health.log_created();
-        if let Some((last, rest)) = self.pipelines.split_last() {
-            for p in rest {
-                p.push(Box::new((record.clone(), scope.clone())));
-            }
-            last.push(Box::new((record.clone(), scope.clone())));
-        }
+        self.pipelines.health.log_created();
+        self.pipelines.push(Box::new((record.clone(), scope.clone())));
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        all(self.pipelines.iter().map(|p| p.force_flush(self.shutdown_timeout)))
+        self.pipelines.force_flush()
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        all(self.pipelines.iter().map(|p| p.shutdown(timeout)))
+        self.pipelines.shutdown(timeout)
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        for f in &self.resources {
-            f(resource);
-        }
+        self.pipelines.set_resource(resource);
     }
 }
 
