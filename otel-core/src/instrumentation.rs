@@ -163,7 +163,7 @@ impl Instrumentation {
     /// Whether adapters may record metrics through bound instruments (the default).
     ///
     /// Adapters keep a bounded cache of instruments bound to their most frequent attribute sets
-    /// ([`crate::instruments::BoundInstruments`]), which skips the SDK's per-call attribute
+    /// ([`crate::hotpath::BoundInstruments`]), which skips the SDK's per-call attribute
     /// hashing. `opentelemetry_sdk`'s meter provider supports binding. A custom `MeterProvider`
     /// whose instruments do not implement `bind` would drop bound measurements: turn binding off
     /// for it with `with_bound_instruments(false)`.
@@ -177,7 +177,7 @@ impl Instrumentation {
         if self.unbound_metrics {
             0
         } else {
-            crate::instruments::DEFAULT_BOUND_CAPACITY
+            crate::hotpath::DEFAULT_BOUND_CAPACITY
         }
     }
 
@@ -403,10 +403,7 @@ mod tests {
     #[test]
     fn bound_instruments_are_on_by_default_and_can_be_turned_off() {
         let inst = Instrumentation::new();
-        assert_eq!(
-            inst.bound_instrument_capacity(),
-            crate::instruments::DEFAULT_BOUND_CAPACITY
-        );
+        assert_eq!(inst.bound_instrument_capacity(), crate::hotpath::DEFAULT_BOUND_CAPACITY);
         assert_eq!(inst.with_bound_instruments(false).bound_instrument_capacity(), 0);
     }
 

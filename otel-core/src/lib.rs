@@ -8,13 +8,13 @@
 //! | --- | --- |
 //! | [`Instrumentation`] | the one config input of every adapter: optional tracer provider, meter provider and propagator, falling back to the globals; scope name, version and schema URL |
 //! | [`propagation`] | carriers for `http::HeaderMap` and string-keyed message headers; a strict W3C Trace Context propagator (passes the W3C test suite at its strictest level), W3C Baggage with the spec's limits, and their composite [`propagation::W3cPropagator`] (the default) |
-//! | [`instruments`] | semconv histogram bucket advice and builders that create each instrument once; a bounded cache of bound instruments |
-//! | [`intern`] | bounded interning of route templates and span names for allocation-free hot paths |
+//! | [`instruments`] | semconv histogram bucket advice and builders that create each instrument once |
 //! | [`conv`] | the semantic-convention rules every adapter shares: `server.address`/`server.port` parsing, `error.type` from error chains, cancelled/panic/timeout outcomes, database connection-pool metrics |
 //! | [`status`] | span status and `error.type` rules, HTTP and gRPC error sets, gRPC code names, I/O error classification, log-based exception events |
 //! | [`sampling`] | rate-limiting, run-time adjustable ratio and attribute-rule samplers |
 //! | `sdk` (feature `sdk`) | one-call SDK setup from the standard `OTEL_*` variables, with a builder to override them in code |
 //! | `testing` (feature `testing`) | in-memory exporters and exact assertion helpers for spans and metrics |
+//! | [`hotpath`] | for adapter authors: the speed machinery (bound instruments, bounded interning, the Fx hasher), in one documented corner |
 //!
 //! ## Feature flags
 //!
@@ -55,9 +55,9 @@ pub use opentelemetry_sdk;
 pub use opentelemetry_semantic_conventions as semconv;
 
 pub mod conv;
+pub mod hotpath;
 mod instrumentation;
 pub mod instruments;
-pub mod intern;
 pub mod propagation;
 pub mod sampling;
 pub mod status;

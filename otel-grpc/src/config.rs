@@ -8,7 +8,8 @@ use std::time::Duration;
 use opentelemetry::metrics::Histogram;
 use opentelemetry_semantic_conventions::attribute::{RPC_REQUEST_METADATA, RPC_RESPONSE_METADATA};
 use opentelemetry_semantic_conventions::metric::{RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION};
-use otelrs_core::instruments::{duration_histogram, BoundInstruments, RPC_DURATION_BUCKETS};
+use otelrs_core::hotpath::BoundInstruments;
+use otelrs_core::instruments::{duration_histogram, RPC_DURATION_BUCKETS};
 use otelrs_core::Instrumentation;
 
 use crate::attributes::{
@@ -128,7 +129,7 @@ pub(crate) struct Shared {
     pub(crate) server_timeout: Option<Duration>,
     pub(crate) target: Option<ServerAddress>,
     /// Span names (`package.Service/Method`) interned as `&'static str`, bounded.
-    pub(crate) names: otelrs_core::intern::Interner<&'static str>,
+    pub(crate) names: otelrs_core::hotpath::intern::Interner<&'static str>,
 }
 
 /// How many distinct method names are interned per layer.
@@ -178,13 +179,13 @@ impl Shared {
             known_services: options.known_services.clone(),
             server_timeout: options.server_timeout,
             target: options.target.as_deref().map(parse_target),
-            names: otelrs_core::intern::Interner::new(NAME_CAPACITY),
+            names: otelrs_core::hotpath::intern::Interner::new(NAME_CAPACITY),
         }
     }
 
     /// The span name for a recognised method, without allocating once the method was seen.
     pub(crate) fn span_name(&self, full_method: &str) -> std::borrow::Cow<'static, str> {
-        otelrs_core::intern::static_name(&self.names, &[full_method])
+        otelrs_core::hotpath::intern::static_name(&self.names, &[full_method])
     }
 
     pub(crate) fn dup(&self) -> bool {

@@ -12,8 +12,9 @@ use opentelemetry_semantic_conventions::attribute::{
     DB_NAMESPACE, DB_SYSTEM_NAME, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, SERVER_ADDRESS, SERVER_PORT,
 };
 use opentelemetry_semantic_conventions::metric::DB_CLIENT_OPERATION_DURATION;
-use otelrs_core::instruments::{duration_histogram, BoundInstruments, DB_DURATION_BUCKETS};
-use otelrs_core::intern::static_str;
+use otelrs_core::hotpath::intern::static_str;
+use otelrs_core::hotpath::BoundInstruments;
+use otelrs_core::instruments::{duration_histogram, DB_DURATION_BUCKETS};
 use otelrs_core::Instrumentation;
 use redis::{ConnectionAddr, ConnectionInfo};
 

@@ -14,7 +14,8 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute::{
     DB_OPERATION_BATCH_SIZE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_RESPONSE_STATUS_CODE, DB_STORED_PROCEDURE_NAME,
 };
-use otelrs_core::instruments::{record_with_last, seconds, LastBoundSlot};
+use otelrs_core::hotpath::{record_with_last, LastBoundSlot};
+use otelrs_core::instruments::seconds;
 use otelrs_core::status::record_failure;
 use redis::aio::ConnectionLike;
 use redis::{Arg, Cmd, Pipeline, RedisFuture, RedisResult, Value};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
-use otelrs_core::instruments::FxBuildHasher;
+use otelrs_core::hotpath::FxBuildHasher;
 
 const SHARDS: usize = 16;
 

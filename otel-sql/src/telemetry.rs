@@ -16,8 +16,9 @@ use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
 use otelrs_core::conv::pool::PoolMetrics;
-use otelrs_core::instruments::{self, BoundInstruments, DB_DURATION_BUCKETS};
-use otelrs_core::intern::{shared_str, static_str, Interner};
+use otelrs_core::hotpath::intern::{shared_str, static_str, Interner};
+use otelrs_core::hotpath::{self, BoundInstruments};
+use otelrs_core::instruments::{self, DB_DURATION_BUCKETS};
 use otelrs_core::Instrumentation;
 use pin_project_lite::pin_project;
 
@@ -30,7 +31,7 @@ use crate::sanitize::{self, floor_char_boundary, SanitizeOptions};
 thread_local! {
     /// The duration handle this thread used last: consecutive queries on a thread often repeat
     /// their summary, and a key comparison is cheaper than the bound cache's hash and lock.
-    static LAST_DURATION: instruments::LastBoundSlot<Histogram<f64>, DurationKey, f64> =
+    static LAST_DURATION: hotpath::LastBoundSlot<Histogram<f64>, DurationKey, f64> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -358,7 +359,7 @@ impl Op {
         let collection: Option<Value> = info.and_then(|i| i.collection.clone()).map(Value::from);
 
         let name: Cow<'static, str> = match (&summary, &operation, &collection) {
-            (Some(s), _, _) => otelrs_core::intern::static_name(&shared.names, &[&s.as_str()]),
+            (Some(s), _, _) => otelrs_core::hotpath::intern::static_name(&shared.names, &[&s.as_str()]),
             (None, Some(op), Some(c)) => Cow::Owned(format!("{} {}", op.as_str(), c.as_str())),
             (None, Some(op), None) => Cow::Owned(format!("{} {}", op.as_str(), shared.fallback_name)),
             (None, None, Some(c)) => Cow::Owned(c.as_str().into_owned()),
@@ -460,7 +461,7 @@ impl Op {
         span.end();
         let shared = &self.shared;
         let key = &active.metric_key;
-        instruments::record_with_last(
+        hotpath::record_with_last(
             &LAST_DURATION,
             &shared.duration,
             key,

@@ -44,7 +44,8 @@ use opentelemetry::metrics::{AsyncInstrument, Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_semantic_conventions::{attribute, metric};
 
-use crate::instruments::{counter, duration_histogram, seconds, FixedBound, POOL_TIME_BUCKETS};
+use crate::hotpath::FixedBound;
+use crate::instruments::{counter, duration_histogram, seconds, POOL_TIME_BUCKETS};
 
 const COUNT_DESCRIPTION: &str =
     "The number of connections that are currently in state described by the `state` attribute.";

@@ -46,8 +46,8 @@ use opentelemetry_semantic_conventions::metric::{
     HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_BODY_SIZE, HTTP_SERVER_REQUEST_DURATION,
     HTTP_SERVER_RESPONSE_BODY_SIZE,
 };
-use otelrs_core::instruments::BoundInstruments;
-use otelrs_core::intern::Interner;
+use otelrs_core::hotpath::intern::Interner;
+use otelrs_core::hotpath::BoundInstruments;
 use otelrs_core::{instruments, Instrumentation, Tracer};
 use tower_layer::Layer;
 

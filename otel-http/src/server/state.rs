@@ -20,8 +20,9 @@ use opentelemetry_semantic_conventions::attribute::{
     HTTP_ROUTE, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT,
     URL_PATH, URL_QUERY, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
-use otelrs_core::instruments::{bound_handle_with_last, record_with_last, seconds, LastBoundSlot};
-use otelrs_core::intern::{interned_static, leak_str, shared_str, Interner};
+use otelrs_core::hotpath::intern::{interned_static, leak_str, shared_str, Interner};
+use otelrs_core::hotpath::{bound_handle_with_last, record_with_last, LastBoundSlot};
+use otelrs_core::instruments::seconds;
 use otelrs_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
 
 use super::{default_span_name, Shared, ERROR_TYPE_BODY_INCOMPLETE, ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
@@ -191,7 +192,7 @@ impl std::hash::Hash for ActiveKey {
 impl ActiveKey {
     fn new(method: StringValue, scheme: &'static str, server: Option<(Box<str>, Option<u16>)>) -> Self {
         use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = otelrs_core::instruments::FxBuildHasher.build_hasher();
+        let mut h = otelrs_core::hotpath::FxBuildHasher.build_hasher();
         method.as_str().hash(&mut h);
         scheme.hash(&mut h);
         server.hash(&mut h);

@@ -6,7 +6,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
-use crate::instruments::FxBuildHasher;
+use super::hasher::FxBuildHasher;
 
 type Bucket<V> = Vec<(Box<[Box<str>]>, V)>;
 
