@@ -130,9 +130,9 @@ pub(crate) fn parse_authority(authority: &str) -> Option<ServerAddress> {
 /// | `unix:///run/x.sock`, `unix:/run/x.sock` | `/run/x.sock` | unset |
 /// | anything else (`zk://...`, `ipv4:a:1,b:2`) | the whole target | unset |
 pub(crate) fn parse_target(target: &str) -> ServerAddress {
-    let whole = || ServerAddress::new(target.to_owned(), None);
+    let whole = || ServerAddress::new(target, None);
     if let Some(path) = target.strip_prefix("unix://").or_else(|| target.strip_prefix("unix:")) {
-        return ServerAddress::new(path.to_owned(), None);
+        return ServerAddress::new(path, None);
     }
     if let Some(rest) = target.strip_prefix("dns://") {
         // dns://[dns-authority]/host[:port]
@@ -265,7 +265,7 @@ mod tests {
 
     #[test]
     fn targets_follow_the_semconv_table() {
-        let a = |addr: &str, port: Option<u16>| ServerAddress::new(addr.to_owned(), port);
+        let a = |addr: &str, port: Option<u16>| ServerAddress::new(addr, port);
         assert_eq!(parse_target("grpc.io:50051"), a("grpc.io", Some(50051)));
         assert_eq!(parse_target("dns://1.2.3.4/grpc.io:50051"), a("grpc.io", Some(50051)));
         assert_eq!(parse_target("dns:grpc.io:443"), a("grpc.io", Some(443)));
@@ -286,18 +286,15 @@ mod tests {
     fn authorities() {
         assert_eq!(
             parse_authority("example.com:443"),
-            Some(ServerAddress::new("example.com".to_owned(), Some(443)))
+            Some(ServerAddress::new("example.com", Some(443)))
         );
         assert_eq!(parse_authority("[::1]").map(|a| a.port), Some(None));
         assert_eq!(parse_authority(""), None);
         // Decided once in otelrs-core (it used to drop the whole address here): the host stays,
         // the unusable port goes, and a bare IPv6 address is kept whole.
-        assert_eq!(
-            parse_authority("host:notaport"),
-            Some(ServerAddress::new("host".to_owned(), None))
-        );
-        assert_eq!(parse_authority("::1"), Some(ServerAddress::new("::1".to_owned(), None)));
-        assert_eq!(parse_target("dns:::1"), ServerAddress::new("::1".to_owned(), None));
+        assert_eq!(parse_authority("host:notaport"), Some(ServerAddress::new("host", None)));
+        assert_eq!(parse_authority("::1"), Some(ServerAddress::new("::1", None)));
+        assert_eq!(parse_target("dns:::1"), ServerAddress::new("::1", None));
     }
 
     #[test]

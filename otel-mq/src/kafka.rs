@@ -137,7 +137,7 @@ impl Kafka {
 
     /// Reports `server.address` and `server.port` of the (bootstrap) broker.
     pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
-        self.settings().server = Some(crate::model::Server::new(address.into(), Some(port)));
+        self.settings().server = Some(crate::model::Server::new(&address.into(), Some(port)));
         self
     }
 

@@ -715,22 +715,16 @@ mod tests {
     fn host_port_parsing() {
         assert_eq!(
             parse_host_port("127.0.0.1:9092"),
-            Some(Server::new("127.0.0.1".to_owned(), Some(9092)))
+            Some(Server::new("127.0.0.1", Some(9092)))
         );
-        assert_eq!(
-            parse_host_port("[::1]:4222"),
-            Some(Server::new("::1".to_owned(), Some(4222)))
-        );
-        assert_eq!(parse_host_port("broker"), Some(Server::new("broker".to_owned(), None)));
+        assert_eq!(parse_host_port("[::1]:4222"), Some(Server::new("::1", Some(4222))));
+        assert_eq!(parse_host_port("broker"), Some(Server::new("broker", None)));
         assert_eq!(parse_host_port("  "), None);
         // otelrs-core's one rule: userinfo never reaches server.address, a signed port is none.
         assert_eq!(
             parse_host_port("guest:secret@broker:5672"),
-            Some(Server::new("broker".to_owned(), Some(5672)))
+            Some(Server::new("broker", Some(5672)))
         );
-        assert_eq!(
-            parse_host_port("broker:+5672"),
-            Some(Server::new("broker".to_owned(), None))
-        );
+        assert_eq!(parse_host_port("broker:+5672"), Some(Server::new("broker", None)));
     }
 }

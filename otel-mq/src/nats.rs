@@ -108,7 +108,7 @@ impl Nats {
 
     /// Reports `server.address` and `server.port`.
     pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
-        self.settings().server = Some(Server::new(address.into(), Some(port)));
+        self.settings().server = Some(Server::new(&address.into(), Some(port)));
         self
     }
 

@@ -16,7 +16,9 @@
 use opentelemetry::{KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute::{SERVER_ADDRESS, SERVER_PORT};
 
-/// The address and port of the server a client talks to, or a server is reached at.
+/// The address and port of the server a client talks to, or a server is reached at. Built once
+/// per connection or channel and attached to every operation: the address is a shared string, so
+/// a clone is a reference-count increment, never a copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerAddress {
     /// `server.address`: a host name, an IP address (IPv6 without brackets) or a socket path.
@@ -27,16 +29,16 @@ pub struct ServerAddress {
 
 impl ServerAddress {
     /// An address and an optional port as they are.
-    pub fn new(address: impl Into<StringValue>, port: Option<u16>) -> Self {
+    pub fn new(address: &str, port: Option<u16>) -> Self {
         Self {
-            address: address.into(),
+            address: crate::hotpath::intern::shared_str(address),
             port,
         }
     }
 
     /// Parses an authority by the rules of the [module](self); `None` when it names no host.
     pub fn parse(authority: &str) -> Option<Self> {
-        split_authority(authority).map(|(host, port)| Self::new(host.to_owned(), port))
+        split_authority(authority).map(|(host, port)| Self::new(host, port))
     }
 
     /// Appends `server.address` and, when known, `server.port` (an integer, as semconv types it).

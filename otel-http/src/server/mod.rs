@@ -35,6 +35,7 @@
 mod body;
 mod future;
 mod request_body;
+mod reuse;
 mod service;
 pub(crate) mod state;
 

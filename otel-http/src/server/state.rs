@@ -20,11 +20,11 @@ use opentelemetry_semantic_conventions::attribute::{
     HTTP_ROUTE, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, NETWORK_PROTOCOL_VERSION, SERVER_ADDRESS, SERVER_PORT,
     URL_PATH, URL_QUERY, URL_SCHEME, USER_AGENT_ORIGINAL,
 };
-use otelrs_core::hotpath::intern::{interned_static, leak_str, shared_str, Interner};
 use otelrs_core::hotpath::{bound_handle_with_last, record_with_last, LastBoundSlot};
 use otelrs_core::instruments::seconds;
 use otelrs_core::status::{http_status_is_error, status_code_str, ERROR_TYPE_OTHER};
 
+use super::reuse::{interned, ip_string, route_and_name};
 use super::{default_span_name, Shared, ERROR_TYPE_BODY_INCOMPLETE, ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
 use crate::attributes::{
     header_text, peer_addr, protocol_version, redact_query, HeaderCapture, NormalizedMethod, ServerHeaders,
@@ -33,221 +33,6 @@ use crate::route::{route_at_start, HttpRoute, RouteHandle, StartRoute};
 
 /// The request body counter's value until a counting body is attached (which sets it to 0).
 pub(crate) const REQUEST_BODY_UNCOUNTED: u64 = u64::MAX;
-
-/// `value` as an interned string from `interner` (no allocation and no reference count once
-/// seen, see [`interned_static`]), or freshly allocated when it cannot be interned. For
-/// repeating, peer-supplied values (host names, user agents).
-fn interned(interner: &Interner<&'static str>, value: &str) -> StringValue {
-    if let Some(v) = recent(value) {
-        return StringValue::from(v);
-    }
-    match interned_static(interner, value) {
-        Some(v) => {
-            remember(v);
-            StringValue::from(v)
-        }
-        None => StringValue::from(value.to_owned()),
-    }
-}
-
-thread_local! {
-    /// The last few interned values this thread handed out. A request usually repeats the host
-    /// and user agent of the previous one, and comparing a few bytes here is cheaper than the
-    /// interner's hash and lock. Keyed by content, so any interner's value is a correct answer.
-    static RECENT: std::cell::Cell<[Option<&'static str>; 4]> = const { std::cell::Cell::new([None; 4]) };
-}
-
-thread_local! {
-    /// The span name `{method} {route}` of this thread's last routed request. Consecutive
-    /// requests on a thread often hit the same route; a string comparison here is cheaper than
-    /// the name interner's hash and lock. Keyed by content, so an entry from any layer is a
-    /// correct answer.
-    static RECENT_ROUTE: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
-}
-
-/// `route` as the suffix of `name` when `name` is `{method} {route}`.
-fn route_of(name: &'static str, method: &str, route: &str) -> Option<&'static str> {
-    let rest = name.strip_prefix(method)?.strip_prefix(' ')?;
-    (rest == route).then_some(rest)
-}
-
-/// The interned span name `{method} {route}` and the route as its suffix: one leaked string
-/// gives both, so neither is allocated or reference-counted per request. `None` when the name
-/// interner is full (or the leak budget spent).
-fn route_and_name(shared: &Shared, method: &str, route: &str) -> Option<(&'static str, &'static str)> {
-    let cached = RECENT_ROUTE
-        .try_with(std::cell::Cell::get)
-        .ok()
-        .flatten()
-        .and_then(|name| Some((route_of(name, method, route)?, name)));
-    if cached.is_some() {
-        return cached;
-    }
-    let name = shared
-        .names
-        .get_or_try_insert_with(&[method, route], || leak_str(&default_span_name(method, Some(route))))?;
-    let _ = RECENT_ROUTE.try_with(|r| r.set(Some(name)));
-    Some((route_of(name, method, route)?, name))
-}
-
-fn recent(value: &str) -> Option<&'static str> {
-    RECENT
-        .try_with(|r| r.get().into_iter().flatten().find(|v| *v == value))
-        .ok()
-        .flatten()
-}
-
-fn remember(value: &'static str) {
-    let _ = RECENT.try_with(|r| {
-        let mut values = r.get();
-        values.rotate_right(1);
-        values[0] = Some(value);
-        r.set(values);
-    });
-}
-
-thread_local! {
-    /// Consecutive requests on a thread mostly share their metric attributes (same route, status
-    /// and protocol): comparing the key with the previous one skips the bound-instrument cache's
-    /// hash, lock and probe. The entry holds its `BoundInstruments`, so the pointer comparison
-    /// cannot match a different, later layer.
-    static LAST_DURATION: LastBoundSlot<opentelemetry::metrics::Histogram<f64>, MetricKey, f64> = const { std::cell::RefCell::new(None) };
-    static LAST_ACTIVE: LastBoundSlot<opentelemetry::metrics::UpDownCounter<i64>, ActiveKey, i64> = const { std::cell::RefCell::new(None) };
-}
-
-thread_local! {
-    /// The peer IP of this thread's last request and its text: requests on a connection, and
-    /// often across connections (a proxy, a load balancer), repeat the peer.
-    static LAST_PEER_IP: std::cell::RefCell<Option<(std::net::IpAddr, StringValue)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// An IP address as a shared string, shared by `client.address` and `network.peer.address`: the
-/// thread's last one when the peer repeats, else formatted once.
-fn ip_string(ip: std::net::IpAddr) -> StringValue {
-    let last = LAST_PEER_IP
-        .try_with(|l| match &*l.borrow() {
-            Some((last, text)) if *last == ip => Some(text.clone()),
-            _ => None,
-        })
-        .ok()
-        .flatten();
-    if let Some(text) = last {
-        return text;
-    }
-    let text = format_ip(ip);
-    let _ = LAST_PEER_IP.try_with(|l| *l.borrow_mut() = Some((ip, text.clone())));
-    text
-}
-
-/// An IP address as a shared string (IPv4 without the general-purpose formatter).
-fn format_ip(ip: std::net::IpAddr) -> StringValue {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            // "255.255.255.255" is 15 bytes.
-            let mut buf = [0u8; 15];
-            let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf[len] = b'.';
-                    len += 1;
-                }
-                if octet >= 100 {
-                    buf[len] = b'0' + octet / 100;
-                    len += 1;
-                }
-                if octet >= 10 {
-                    buf[len] = b'0' + (octet / 10) % 10;
-                    len += 1;
-                }
-                buf[len] = b'0' + octet % 10;
-                len += 1;
-            }
-            match std::str::from_utf8(&buf[..len]) {
-                Ok(text) => shared_str(text),
-                Err(_) => StringValue::from(v4.to_string()),
-            }
-        }
-        std::net::IpAddr::V6(v6) => shared_str(&v6.to_string()),
-    }
-}
-
-/// The attributes of `http.server.active_requests`: method, scheme and (opt-in) server address.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct ActiveKey {
-    method: StringValue,
-    scheme: &'static str,
-    server: Option<(Box<str>, Option<u16>)>,
-    /// The hash of the three fields, computed once: the key is hashed twice per request (the
-    /// active-requests handle, then inside the duration's [`MetricKey`]).
-    hash: u64,
-}
-
-impl std::hash::Hash for ActiveKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.hash);
-    }
-}
-
-impl ActiveKey {
-    fn new(method: StringValue, scheme: &'static str, server: Option<(Box<str>, Option<u16>)>) -> Self {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = otelrs_core::hotpath::FxBuildHasher.build_hasher();
-        method.as_str().hash(&mut h);
-        scheme.hash(&mut h);
-        server.hash(&mut h);
-        Self {
-            hash: h.finish(),
-            method,
-            scheme,
-            server,
-        }
-    }
-
-    pub(crate) fn attributes(&self) -> Vec<KeyValue> {
-        let mut attrs = Vec::with_capacity(8);
-        attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, Value::String(self.method.clone())));
-        attrs.push(KeyValue::new(URL_SCHEME, self.scheme));
-        if let Some((host, port)) = &self.server {
-            attrs.push(KeyValue::new(SERVER_ADDRESS, host.to_string()));
-            if let Some(port) = port {
-                attrs.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
-            }
-        }
-        attrs
-    }
-}
-
-/// The attributes of `http.server.request.duration` (and the body size): the active-requests
-/// attributes plus status, route, `error.type` and protocol version. Every part is
-/// low-cardinality, which keeps the bound-instrument cache small.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub(crate) struct MetricKey {
-    active: ActiveKey,
-    status: Option<u16>,
-    route: Option<StringValue>,
-    error: Option<Cow<'static, str>>,
-    version: Option<&'static str>,
-}
-
-impl MetricKey {
-    fn attributes(&self) -> Vec<KeyValue> {
-        let mut attrs = self.active.attributes();
-        if let Some(s) = self.status {
-            attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(s)));
-        }
-        if let Some(r) = &self.route {
-            attrs.push(KeyValue::new(HTTP_ROUTE, Value::String(r.clone())));
-        }
-        if let Some(e) = &self.error {
-            attrs.push(KeyValue::new(ERROR_TYPE, e.clone()));
-        }
-        if let Some(v) = self.version {
-            attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
-        }
-        attrs
-    }
-}
 
 /// Everything one instrumented request carries from start to end. Dropping it ends the span,
 /// records the duration and decrements the active-requests counter: every path (response body
@@ -713,31 +498,91 @@ impl Drop for RequestState {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+// What the metrics are keyed by, and the per-thread last-handle slots that skip the
+// bound-instrument cache when consecutive requests share their attributes.
 
-    #[test]
-    fn peer_ips_are_formatted_and_reused_only_for_the_same_ip() {
-        let a: std::net::IpAddr = "10.1.200.7".parse().unwrap();
-        let b: std::net::IpAddr = "::1".parse().unwrap();
-        assert_eq!(ip_string(a).as_str(), "10.1.200.7");
-        assert_eq!(ip_string(a).as_str(), "10.1.200.7", "the cached text");
-        assert_eq!(ip_string(b).as_str(), "::1");
-        assert_eq!(ip_string("0.0.0.0".parse().unwrap()).as_str(), "0.0.0.0");
-        assert_eq!(
-            ip_string("255.255.255.255".parse().unwrap()).as_str(),
-            "255.255.255.255"
-        );
+/// The attributes of `http.server.active_requests`: method, scheme and (opt-in) server address.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct ActiveKey {
+    method: StringValue,
+    scheme: &'static str,
+    server: Option<(Box<str>, Option<u16>)>,
+    /// The hash of the three fields, computed once: the key is hashed twice per request (the
+    /// active-requests handle, then inside the duration's [`MetricKey`]).
+    hash: u64,
+}
+
+impl std::hash::Hash for ActiveKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl ActiveKey {
+    fn new(method: StringValue, scheme: &'static str, server: Option<(Box<str>, Option<u16>)>) -> Self {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = otelrs_core::hotpath::FxBuildHasher.build_hasher();
+        method.as_str().hash(&mut h);
+        scheme.hash(&mut h);
+        server.hash(&mut h);
+        Self {
+            hash: h.finish(),
+            method,
+            scheme,
+            server,
+        }
     }
 
-    #[test]
-    fn the_route_is_the_name_suffix_only_for_the_same_method_and_route() {
-        let name = "GET /users/{id}";
-        assert_eq!(route_of(name, "GET", "/users/{id}"), Some("/users/{id}"));
-        assert_eq!(route_of(name, "POST", "/users/{id}"), None, "another method");
-        assert_eq!(route_of(name, "GE", "T /users/{id}"), None, "split elsewhere");
-        assert_eq!(route_of(name, "GET", "/users/{id}/orders"), None, "another route");
-        assert_eq!(route_of(name, "GET", "/users/"), None, "a prefix of the route");
+    pub(crate) fn attributes(&self) -> Vec<KeyValue> {
+        let mut attrs = Vec::with_capacity(8);
+        attrs.push(KeyValue::new(HTTP_REQUEST_METHOD, Value::String(self.method.clone())));
+        attrs.push(KeyValue::new(URL_SCHEME, self.scheme));
+        if let Some((host, port)) = &self.server {
+            attrs.push(KeyValue::new(SERVER_ADDRESS, host.to_string()));
+            if let Some(port) = port {
+                attrs.push(KeyValue::new(SERVER_PORT, i64::from(*port)));
+            }
+        }
+        attrs
     }
+}
+
+/// The attributes of `http.server.request.duration` (and the body size): the active-requests
+/// attributes plus status, route, `error.type` and protocol version. Every part is
+/// low-cardinality, which keeps the bound-instrument cache small.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct MetricKey {
+    active: ActiveKey,
+    status: Option<u16>,
+    route: Option<StringValue>,
+    error: Option<Cow<'static, str>>,
+    version: Option<&'static str>,
+}
+
+impl MetricKey {
+    fn attributes(&self) -> Vec<KeyValue> {
+        let mut attrs = self.active.attributes();
+        if let Some(s) = self.status {
+            attrs.push(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(s)));
+        }
+        if let Some(r) = &self.route {
+            attrs.push(KeyValue::new(HTTP_ROUTE, Value::String(r.clone())));
+        }
+        if let Some(e) = &self.error {
+            attrs.push(KeyValue::new(ERROR_TYPE, e.clone()));
+        }
+        if let Some(v) = self.version {
+            attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
+        }
+        attrs
+    }
+}
+
+thread_local! {
+    /// Consecutive requests on a thread mostly share their metric attributes (same route, status
+    /// and protocol): comparing the key with the previous one skips the bound-instrument cache's
+    /// hash, lock and probe. The entry holds its `BoundInstruments`, so the pointer comparison
+    /// cannot match a different, later layer.
+    static LAST_DURATION: LastBoundSlot<opentelemetry::metrics::Histogram<f64>, MetricKey, f64> = const { std::cell::RefCell::new(None) };
+    static LAST_ACTIVE: LastBoundSlot<opentelemetry::metrics::UpDownCounter<i64>, ActiveKey, i64> = const { std::cell::RefCell::new(None) };
 }
