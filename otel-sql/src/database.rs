@@ -6,17 +6,24 @@ use std::borrow::Cow;
 use futures_core::future::BoxFuture;
 use sqlx::{Connection, Database};
 
+use otelrs_core::conv::ServerAddress;
+use otelrs_core::hotpath::intern::static_str;
+
 use crate::sanitize::Dialect;
 
 /// Where a pool connects to, read from its connect options.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerInfo {
-    /// `server.address`: host name, IP address or Unix socket path.
-    pub address: Option<String>,
-    /// `server.port`: set only when it is not the database's default port.
-    pub port: Option<u16>,
+    /// `server.address` (host name, IP address or Unix socket path) and `server.port` (set only
+    /// when it is not the database's default port), in otelrs-core's one address type.
+    pub server: Option<ServerAddress>,
     /// `db.namespace`.
     pub namespace: Option<String>,
+}
+
+/// The address of a connection as an interned attribute string (spans clone it for free).
+fn server(address: &str, port: Option<u16>) -> Option<ServerAddress> {
+    (!address.is_empty()).then(|| ServerAddress::from_value(static_str(address), port))
 }
 
 mod sealed {
@@ -127,8 +134,7 @@ mod postgres {
                 ),
             };
             ServerInfo {
-                address: Some(address).filter(|a| !a.is_empty()),
-                port,
+                server: server(&address, port),
                 namespace: Some(namespace).filter(|n| !n.is_empty()),
             }
         }
@@ -169,8 +175,7 @@ mod mysql {
                 ),
             };
             ServerInfo {
-                address: Some(address).filter(|a| !a.is_empty()),
-                port,
+                server: server(&address, port),
                 namespace: options.get_database().filter(|d| !d.is_empty()).map(str::to_owned),
             }
         }
@@ -220,8 +225,7 @@ mod sqlite {
                 file.into_owned()
             };
             ServerInfo {
-                address: None,
-                port: None,
+                server: None,
                 namespace: Some(namespace).filter(|n| !n.is_empty()),
             }
         }

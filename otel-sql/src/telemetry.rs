@@ -121,9 +121,9 @@ pub(crate) fn pool_name(options: &SqlOptions, server: &ServerInfo, configured_po
         Some(n) => n.clone(),
         None => {
             let ns = server.namespace.as_deref().unwrap_or("");
-            match (&server.address, configured_port) {
-                (Some(a), Some(p)) => Cow::Owned(format!("{a}:{p}/{ns}")),
-                (Some(a), None) => Cow::Owned(format!("{a}/{ns}")),
+            match (&server.server, configured_port) {
+                (Some(a), Some(p)) => Cow::Owned(format!("{}:{p}/{ns}", a.address.as_str())),
+                (Some(a), None) => Cow::Owned(format!("{}/{ns}", a.address.as_str())),
                 (None, _) => Cow::Owned(ns.to_owned()),
             }
         }
@@ -144,17 +144,14 @@ impl Shared {
         if let Some(ns) = &server.namespace {
             base_attrs.push(KeyValue::new(attr::DB_NAMESPACE, static_str(ns)));
         }
-        if let Some(address) = &server.address {
-            base_attrs.push(KeyValue::new(attr::SERVER_ADDRESS, static_str(address)));
-            if let Some(port) = server.port {
-                base_attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
-            }
+        if let Some(address) = &server.server {
+            address.push_attributes(&mut base_attrs);
         }
-        let fallback_name: Cow<'static, str> = match (&server.namespace, &server.address) {
+        let fallback_name: Cow<'static, str> = match (&server.namespace, &server.server) {
             (Some(ns), _) => Cow::Owned(ns.clone()),
-            (None, Some(a)) => match server.port {
-                Some(p) => Cow::Owned(format!("{a}:{p}")),
-                None => Cow::Owned(a.clone()),
+            (None, Some(a)) => match a.port {
+                Some(p) => Cow::Owned(format!("{}:{p}", a.address.as_str())),
+                None => Cow::Owned(a.address.as_str().to_owned()),
             },
             (None, None) => Cow::Borrowed(system),
         };

@@ -36,6 +36,12 @@ impl ServerAddress {
         }
     }
 
+    /// An address already held as an attribute string (e.g. interned with
+    /// [`static_str`](crate::hotpath::intern::static_str), which clones for free).
+    pub fn from_value(address: StringValue, port: Option<u16>) -> Self {
+        Self { address, port }
+    }
+
     /// Parses an authority by the rules of the [module](self); `None` when it names no host.
     pub fn parse(authority: &str) -> Option<Self> {
         split_authority(authority).map(|(host, port)| Self::new(host, port))
