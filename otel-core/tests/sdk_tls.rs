@@ -132,7 +132,10 @@ fn mtls_is_accepted_with_the_right_client_certificate_and_refused_without_it() {
             || (transport == Transport::Grpc && (error.contains("broken pipe") || error.contains("connection")));
         assert!(named, "{transport:?}: {error}");
         assert_eq!(receiver.counts().spans, 1, "nothing more was delivered");
-        assert!(receiver.counts().tls_handshake_failures >= 1);
+        // The receiver counts the refused handshake on its own task, maybe after the client
+        // already saw the alert.
+        let (counts, refused) = receiver.wait_for(Duration::from_secs(10), |c| c.tls_handshake_failures >= 1);
+        assert!(refused, "{transport:?}: {counts:?}");
         let _ = without.shutdown();
     }
 }
@@ -165,7 +168,10 @@ fn a_wrong_ca_fails_once_without_retry_and_is_named() {
             error.contains("UnknownIssuer") || error.to_ascii_lowercase().contains("certificate"),
             "{transport:?}: {error}"
         );
-        // One attempt: a retry would have made another handshake.
+        // One attempt: a retry would have made another handshake. The receiver counts on its
+        // own task; wait for the first, then give a retry time to show up.
+        let (_, seen) = receiver.wait_for(Duration::from_secs(10), |c| c.tls_handshake_failures >= 1);
+        assert!(seen, "{transport:?}: the failed handshake was not seen");
         std::thread::sleep(Duration::from_millis(300));
         let counts: Counts = receiver.counts();
         assert_eq!(counts.tls_handshake_failures, 1, "{transport:?}: {counts:?}");
