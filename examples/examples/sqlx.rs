@@ -1,6 +1,7 @@
 //! Quickstart: otelrs-sql's `InstrumentedPool` over an in-memory SQLite database. Each query
 //! (create table, insert, select) becomes a `CLIENT` span named after its operation and table,
-//! with the sanitised statement as `db.query.text`, and records `db.client.operation.duration`;
+//! with the statement as `db.query.text` (as written when it uses placeholders, literals hidden
+//! otherwise), and records `db.client.operation.duration`;
 //! both are printed to the console.
 //!
 //! ```sh

@@ -60,8 +60,10 @@
 //! [`HttpServerLayer::with_public_endpoint`], [`HttpServerLayer::with_request_headers`] /
 //! [`HttpServerLayer::with_response_headers`], [`HttpServerLayer::with_known_methods`],
 //! [`HttpServerLayer::with_server_address_on_metrics`],
-//! [`HttpServerLayer::with_response_body_size`]. The `error.type` values are listed in
-//! [`server`].
+//! [`HttpServerLayer::with_response_body_size`], [`HttpServerLayer::with_request_body_size`]
+//! (the opt-in `http.server.request.body.size` metric; with tower, add a
+//! [`server::RequestBodySizeLayer`] inside this layer), [`HttpServerLayer::with_route_handle`].
+//! The `error.type` values are listed in [`server`].
 //!
 //! ## Client (any `Service<http::Request<B>>`)
 //!

@@ -482,7 +482,8 @@ mod tests {
             .with_max_queue_size(1000)
             .with_max_export_batch_size(10)
             .with_max_concurrent_exports(4);
-        let (p, e) = pipeline(config, Duration::from_millis(100));
+        // Long exports, so that all four are surely running at once even on a loaded machine.
+        let (p, e) = pipeline(config, Duration::from_millis(300));
         for i in 0..200 {
             p.push(i);
         }
