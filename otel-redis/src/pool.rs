@@ -145,6 +145,15 @@ impl InstrumentedPoolBuilder {
         .map_err(|e| CreatePoolError::Config(ConfigError::Redis(e)))?;
         let target = Arc::new(Target::from_connection_info(&info));
         let name = self.name.unwrap_or_else(|| target.pool_name());
+        // deadpool refuses timeouts without a runtime (its only build error): refuse before the
+        // metrics are registered, so that a failed build leaves no observers behind.
+        let pool_config = self.config.get_pool_config();
+        let timeouts = &pool_config.timeouts;
+        if (timeouts.wait.is_some() || timeouts.create.is_some() || timeouts.recycle.is_some())
+            && self.runtime.is_none()
+        {
+            return Err(CreatePoolError::Build(managed::BuildError::NoRuntimeSpecified));
+        }
 
         // The manager records create times, so the metrics exist before the pool; the observers
         // read the pool through a weak reference set once it is built (nothing is observed
@@ -161,7 +170,7 @@ impl InstrumentedPoolBuilder {
             inner: manager,
             metrics: Arc::clone(&metrics),
         })
-        .config(self.config.get_pool_config());
+        .config(pool_config);
         if let Some(rt) = self.runtime {
             builder = builder.runtime(rt);
         }
