@@ -49,7 +49,7 @@ impl Variant {
         Some(match name {
             "bare" => Variant::Bare,
             "otelrs-http" => Variant::OtelHttp,
-            "otel-http-globals" => Variant::OtelHttpGlobals,
+            "otelrs-http-globals" => Variant::OtelHttpGlobals,
             "instrumentation-actix-web" => Variant::InstrumentationActixWeb,
             "instrumentation-actix-web-metrics" => Variant::InstrumentationActixWebMetricsOnly,
             _ => return None,

@@ -114,12 +114,6 @@ pub(crate) fn parse_grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
 
 pub(crate) use otelrs_core::conv::ServerAddress;
 
-/// `server.address` / `server.port` of an authority, by otelrs-core's one rule (a bare IPv6
-/// address or an unusable port keeps the host).
-pub(crate) fn parse_authority(authority: &str) -> Option<ServerAddress> {
-    ServerAddress::parse(authority)
-}
-
 /// `server.address` / `server.port` from a gRPC channel target, per semconv §4.1:
 ///
 /// | Target | `server.address` | `server.port` |
@@ -138,16 +132,16 @@ pub(crate) fn parse_target(target: &str) -> ServerAddress {
         // dns://[dns-authority]/host[:port]
         return rest
             .split_once('/')
-            .and_then(|(_, host)| parse_authority(host))
+            .and_then(|(_, host)| ServerAddress::parse(host))
             .unwrap_or_else(whole);
     }
     if let Some(host) = target.strip_prefix("dns:") {
-        return parse_authority(host).unwrap_or_else(whole);
+        return ServerAddress::parse(host).unwrap_or_else(whole);
     }
     for (scheme, default_port) in [("http://", 80u16), ("https://", 443u16)] {
         if let Some(rest) = target.strip_prefix(scheme) {
             let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-            return match parse_authority(authority) {
+            return match ServerAddress::parse(authority) {
                 Some(mut addr) => {
                     addr.port = addr.port.or(Some(default_port));
                     addr
@@ -159,7 +153,7 @@ pub(crate) fn parse_target(target: &str) -> ServerAddress {
     if target.contains("://") || target.contains(',') {
         return whole();
     }
-    parse_authority(target).unwrap_or_else(whole)
+    ServerAddress::parse(target).unwrap_or_else(whole)
 }
 
 /// One configured metadata key and the attribute key it is recorded under.
@@ -285,15 +279,18 @@ mod tests {
     #[test]
     fn authorities() {
         assert_eq!(
-            parse_authority("example.com:443"),
+            ServerAddress::parse("example.com:443"),
             Some(ServerAddress::new("example.com", Some(443)))
         );
-        assert_eq!(parse_authority("[::1]").map(|a| a.port), Some(None));
-        assert_eq!(parse_authority(""), None);
+        assert_eq!(ServerAddress::parse("[::1]").map(|a| a.port), Some(None));
+        assert_eq!(ServerAddress::parse(""), None);
         // Decided once in otelrs-core (it used to drop the whole address here): the host stays,
         // the unusable port goes, and a bare IPv6 address is kept whole.
-        assert_eq!(parse_authority("host:notaport"), Some(ServerAddress::new("host", None)));
-        assert_eq!(parse_authority("::1"), Some(ServerAddress::new("::1", None)));
+        assert_eq!(
+            ServerAddress::parse("host:notaport"),
+            Some(ServerAddress::new("host", None))
+        );
+        assert_eq!(ServerAddress::parse("::1"), Some(ServerAddress::new("::1", None)));
         assert_eq!(parse_target("dns:::1"), ServerAddress::new("::1", None));
     }
 

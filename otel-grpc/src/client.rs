@@ -11,13 +11,13 @@ use http_body::Body;
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute::{RPC_METHOD, RPC_METHOD_ORIGINAL, RPC_SYSTEM_NAME};
+use otelrs_core::conv::ServerAddress;
 use otelrs_core::Instrumentation;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::attributes::{
-    metadata_attribute, parse_authority, parse_grpc_timeout, MethodPath, OLD_RPC_SERVICE, OLD_RPC_SYSTEM, OTHER,
-    RPC_SYSTEM_GRPC,
+    metadata_attribute, parse_grpc_timeout, MethodPath, OLD_RPC_SERVICE, OLD_RPC_SYSTEM, OTHER, RPC_SYSTEM_GRPC,
 };
 use crate::call::{CallState, Recognition, ResponseBody, ResponseFuture};
 use crate::config::{Filter, Options, Role, SemconvMode, Shared};
@@ -178,7 +178,7 @@ where
         let server_address = shared
             .target
             .clone()
-            .or_else(|| req.uri().authority().and_then(|a| parse_authority(a.as_str())));
+            .or_else(|| req.uri().authority().and_then(|a| ServerAddress::parse(a.as_str())));
 
         let parent = Context::current();
         let dup = shared.dup();

@@ -13,13 +13,13 @@ use opentelemetry::context::{FutureExt as _, WithContext};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute::{RPC_METHOD, RPC_METHOD_ORIGINAL, RPC_SYSTEM_NAME};
+use otelrs_core::conv::ServerAddress;
 use otelrs_core::Instrumentation;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::attributes::{
-    metadata_attribute, parse_authority, parse_grpc_timeout, MethodPath, OLD_RPC_SERVICE, OLD_RPC_SYSTEM, OTHER,
-    RPC_SYSTEM_GRPC,
+    metadata_attribute, parse_grpc_timeout, MethodPath, OLD_RPC_SERVICE, OLD_RPC_SYSTEM, OTHER, RPC_SYSTEM_GRPC,
 };
 use crate::call::{CallState, Recognition, ResponseBody, ResponseFuture};
 use crate::config::{Filter, Options, Role, SemconvMode, Shared};
@@ -190,7 +190,7 @@ where
             .authority()
             .map(|a| a.as_str())
             .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()))
-            .and_then(parse_authority);
+            .and_then(ServerAddress::parse);
 
         let parent = shared
             .instrumentation

@@ -30,13 +30,13 @@ use ::rdkafka::ClientContext;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
+use otelrs_core::conv::ServerAddress;
 use otelrs_core::propagation::{MessageHeaders, MessageHeadersMut};
 use otelrs_core::status::ERROR_TYPE_OTHER;
 use otelrs_core::Instrumentation;
 
 use crate::model::{
-    parse_host_port, size_i64, Destination, Failure, MessagingSystem, Operation, OperationType, ProcessParent,
-    Settings, Telemetry,
+    size_i64, Destination, Failure, MessagingSystem, Operation, OperationType, ProcessParent, Settings, Telemetry,
 };
 
 /// Read access to Kafka record headers (owned or borrowed) as a propagation carrier. Values that
@@ -123,7 +123,7 @@ impl Kafka {
     pub fn from_client_config(instrumentation: Instrumentation, config: &ClientConfig) -> Self {
         let mut k = Self::new(instrumentation);
         if let Some(first) = config.get("bootstrap.servers").and_then(|s| s.split(',').next()) {
-            k.settings().server = parse_host_port(first);
+            k.settings().server = ServerAddress::parse(first);
         }
         if let Some(group) = config.get("group.id") {
             k.settings().consumer_group = Some(group.to_owned());
@@ -137,13 +137,13 @@ impl Kafka {
 
     /// Reports `server.address` and `server.port` of the (bootstrap) broker.
     pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
-        self.settings().server = Some(crate::model::Server::new(&address.into(), Some(port)));
+        self.settings().server = Some(ServerAddress::new(&address.into(), Some(port)));
         self
     }
 
     /// Reports `server.address`/`server.port` from the first entry of a `bootstrap.servers` list.
     pub fn with_bootstrap_servers(mut self, servers: &str) -> Self {
-        self.settings().server = servers.split(',').next().and_then(parse_host_port);
+        self.settings().server = servers.split(',').next().and_then(ServerAddress::parse);
         self
     }
 

@@ -72,9 +72,10 @@ use ::rdkafka::ClientContext;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
 use opentelemetry::KeyValue;
 use opentelemetry_semantic_conventions::attribute as attr;
+use otelrs_core::conv::ServerAddress;
 use otelrs_core::Instrumentation;
 
-use crate::model::{parse_host_port, MessagingSystem};
+use crate::model::MessagingSystem;
 
 /// Messages produced (sent) to brokers: librdkafka `txmsgs`.
 pub const PRODUCED_MESSAGES: &str = "messaging.kafka.client.produced.messages";
@@ -306,7 +307,7 @@ fn register(meter: &Meter, shared: &Arc<Shared>) {
                     }
                     let mut attrs = client_attrs(&s);
                     attrs.push(KeyValue::new(BROKER_ID, i64::from(b.nodeid)));
-                    if let Some(server) = parse_host_port(&b.nodename) {
+                    if let Some(server) = ServerAddress::parse(&b.nodename) {
                         attrs.push(KeyValue::new(attr::SERVER_ADDRESS, server.address.clone()));
                         if let Some(port) = server.port {
                             attrs.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));

@@ -244,17 +244,12 @@ impl Destination {
 }
 
 /// The broker a client talks to (`server.address`, `server.port`): otelrs-core's one type.
-pub(crate) use otelrs_core::conv::ServerAddress as Server;
-
-/// `host:port`, `[v6]:port` or `host` by otelrs-core's one rule; `None` when there is no host.
-pub(crate) fn parse_host_port(s: &str) -> Option<Server> {
-    Server::parse(s)
-}
+pub(crate) use otelrs_core::conv::ServerAddress;
 
 /// Settings shared by the three adapters.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Settings {
-    pub(crate) server: Option<Server>,
+    pub(crate) server: Option<ServerAddress>,
     pub(crate) consumer_group: Option<String>,
     pub(crate) process_parent: ProcessParent,
     pub(crate) body_size: bool,
@@ -714,17 +709,23 @@ mod tests {
     #[test]
     fn host_port_parsing() {
         assert_eq!(
-            parse_host_port("127.0.0.1:9092"),
-            Some(Server::new("127.0.0.1", Some(9092)))
+            ServerAddress::parse("127.0.0.1:9092"),
+            Some(ServerAddress::new("127.0.0.1", Some(9092)))
         );
-        assert_eq!(parse_host_port("[::1]:4222"), Some(Server::new("::1", Some(4222))));
-        assert_eq!(parse_host_port("broker"), Some(Server::new("broker", None)));
-        assert_eq!(parse_host_port("  "), None);
+        assert_eq!(
+            ServerAddress::parse("[::1]:4222"),
+            Some(ServerAddress::new("::1", Some(4222)))
+        );
+        assert_eq!(ServerAddress::parse("broker"), Some(ServerAddress::new("broker", None)));
+        assert_eq!(ServerAddress::parse("  "), None);
         // otelrs-core's one rule: userinfo never reaches server.address, a signed port is none.
         assert_eq!(
-            parse_host_port("guest:secret@broker:5672"),
-            Some(Server::new("broker", Some(5672)))
+            ServerAddress::parse("guest:secret@broker:5672"),
+            Some(ServerAddress::new("broker", Some(5672)))
         );
-        assert_eq!(parse_host_port("broker:+5672"), Some(Server::new("broker", None)));
+        assert_eq!(
+            ServerAddress::parse("broker:+5672"),
+            Some(ServerAddress::new("broker", None))
+        );
     }
 }

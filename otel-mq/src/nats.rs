@@ -38,7 +38,7 @@ use otelrs_core::Instrumentation;
 
 use crate::model::{
     size_i64, Active, Confirmed, Destination, Failure, MessagingSystem, Operation, OperationType, ProcessParent,
-    Server, Settings, Telemetry,
+    ServerAddress, Settings, Telemetry,
 };
 
 /// Read access to NATS headers as a propagation carrier.
@@ -108,7 +108,7 @@ impl Nats {
 
     /// Reports `server.address` and `server.port`.
     pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
-        self.settings().server = Some(Server::new(&address.into(), Some(port)));
+        self.settings().server = Some(ServerAddress::new(&address.into(), Some(port)));
         self
     }
 

@@ -38,8 +38,8 @@ use otelrs_core::status::ERROR_TYPE_OTHER;
 use otelrs_core::Instrumentation;
 
 use crate::model::{
-    parse_host_port, size_i64, Active, Confirmed, Destination, Failure, MessagingSystem, Operation, OperationType,
-    ProcessParent, Server, Telemetry,
+    size_i64, Active, Confirmed, Destination, Failure, MessagingSystem, Operation, OperationType, ProcessParent,
+    ServerAddress, Telemetry,
 };
 
 /// Read access to an AMQP header table as a propagation carrier. String values
@@ -142,7 +142,7 @@ impl RabbitMq {
 
     /// Reports `server.address` (and `server.port`) of the broker.
     pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
-        self.settings().server = Some(Server::new(&address.into(), Some(port)));
+        self.settings().server = Some(ServerAddress::new(&address.into(), Some(port)));
         self
     }
 
@@ -150,8 +150,8 @@ impl RabbitMq {
     /// the credentials are never recorded. An unparsable URI leaves the server unset.
     pub fn with_server_from_uri(mut self, uri: &str) -> Self {
         if let Ok(parsed) = uri.parse::<::lapin::uri::AMQPUri>() {
-            self.settings().server = Some(Server::new(&parsed.authority.host, Some(parsed.authority.port)));
-        } else if let Some(s) = parse_host_port(uri) {
+            self.settings().server = Some(ServerAddress::new(&parsed.authority.host, Some(parsed.authority.port)));
+        } else if let Some(s) = ServerAddress::parse(uri) {
             if !uri.contains('/') {
                 self.settings().server = Some(s);
             }

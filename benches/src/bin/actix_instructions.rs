@@ -2,7 +2,7 @@
 //! counting under callgrind. Instructions per request = `(Ir(N) - Ir(0)) / N`.
 //!
 //! Usage: `actix_instructions <variant> <requests> [unsampled]` with variant one of `bare`,
-//! `otelrs-http`, `otel-http-globals`, `instrumentation-actix-web`,
+//! `otelrs-http`, `otelrs-http-globals`, `instrumentation-actix-web`,
 //! `instrumentation-actix-web-metrics`.
 
 use actix_web::body::MessageBody;

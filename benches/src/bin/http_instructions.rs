@@ -2,7 +2,7 @@
 //! under callgrind. Instructions per request = `(Ir(N) - Ir(0)) / N`.
 //!
 //! Usage: `http_instructions <variant> <requests> [unsampled]` with variant one of `bare`,
-//! `otelrs-http`, `otel-http-globals`, `instrumentation-tower`, `instrumentation-tower-metrics`,
+//! `otelrs-http`, `otelrs-http-globals`, `instrumentation-tower`, `instrumentation-tower-metrics`,
 //! `axum-tracing-opentelemetry`.
 
 use benches::http_apps::{call, router, runtime, Sdk, Variant};
@@ -12,7 +12,7 @@ fn main() {
     let variant = match args.next().as_deref() {
         Some("bare") => Variant::Bare,
         Some("otelrs-http") => Variant::OtelHttp,
-        Some("otel-http-globals") => Variant::OtelHttpGlobals,
+        Some("otelrs-http-globals") => Variant::OtelHttpGlobals,
         Some("instrumentation-tower") => Variant::InstrumentationTower,
         Some("instrumentation-tower-metrics") => Variant::InstrumentationTowerMetricsOnly,
         Some("axum-tracing-opentelemetry") => Variant::AxumTracingOpentelemetry,

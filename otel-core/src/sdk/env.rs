@@ -67,6 +67,15 @@ pub enum Signal {
 }
 
 impl Signal {
+    /// `traces`, `metrics` or `logs`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
     fn env_infix(self) -> &'static str {
         match self {
             Signal::Traces => "TRACES",

@@ -55,14 +55,6 @@ pub(crate) fn component_type(signal: Signal, protocol: OtlpProtocol) -> &'static
     }
 }
 
-fn signal_name(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Traces => "traces",
-        Signal::Metrics => "metrics",
-        Signal::Logs => "logs",
-    }
-}
-
 /// What every OTLP exporter of one signal is built from.
 pub(crate) struct OtlpParts<'a> {
     pub(crate) signal: Signal,
@@ -74,7 +66,7 @@ pub(crate) struct OtlpParts<'a> {
 impl OtlpParts<'_> {
     fn build_error(&self, message: impl ToString) -> SdkError {
         SdkError::Exporter {
-            signal: signal_name(self.signal),
+            signal: self.signal.name(),
             message: message.to_string(),
         }
     }

@@ -94,8 +94,9 @@ impl ExportContext {
                     "tls".into()
                 } else {
                     retry::grpc_code(&detail)
-                        .map(screaming_snake)
-                        .unwrap_or_else(|| "export_failed".into())
+                        .and_then(grpc_status_name)
+                        .unwrap_or("export_failed")
+                        .into()
                 },
                 detail,
             },
@@ -131,16 +132,16 @@ impl ExportContext {
     }
 }
 
-/// `Unavailable` → `UNAVAILABLE`, `DeadlineExceeded` → `DEADLINE_EXCEEDED` (gRPC's status names).
-fn screaming_snake(code: &str) -> String {
-    let mut out = String::with_capacity(code.len() + 4);
-    for (i, c) in code.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_uppercase());
-    }
-    out
+/// tonic's `Code` name (`DeadlineExceeded`) as the canonical status name the other adapters use
+/// (`DEADLINE_EXCEEDED`, from [`crate::status::GRPC_CODE_NAMES`]).
+fn grpc_status_name(code: &str) -> Option<&'static str> {
+    crate::status::GRPC_CODE_NAMES.iter().copied().find(|name| {
+        name.len() == code.len() + name.matches('_').count()
+            && name
+                .bytes()
+                .filter(|b| *b != b'_')
+                .eq(code.bytes().map(|b| b.to_ascii_uppercase()))
+    })
 }
 
 /// A span exporter on the export side of a pipeline.
@@ -468,7 +469,9 @@ mod tests {
 
     #[test]
     fn grpc_codes_become_status_names() {
-        assert_eq!(screaming_snake("Unavailable"), "UNAVAILABLE");
-        assert_eq!(screaming_snake("DeadlineExceeded"), "DEADLINE_EXCEEDED");
+        assert_eq!(grpc_status_name("Unavailable"), Some("UNAVAILABLE"));
+        assert_eq!(grpc_status_name("DeadlineExceeded"), Some("DEADLINE_EXCEEDED"));
+        assert_eq!(grpc_status_name("Ok"), Some("OK"));
+        assert_eq!(grpc_status_name("NoSuchCode"), None);
     }
 }
