@@ -351,8 +351,14 @@ async fn cancelled_stream_ends_both_spans_as_cancelled() {
     tokio::time::timeout(Duration::from_secs(10), tx.closed())
         .await
         .expect("the handler's stream is dropped");
-    srv.metrics()
-        .assert_histogram_point(SERVER_DURATION, &server_point(SERVER_STREAM, "CANCELLED", None));
+    // The server ends its span, then records its duration, on its own task: wait for the point
+    // (seen missing once under load), then assert it exactly.
+    let point = server_point(SERVER_STREAM, "CANCELLED", None);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while srv.metrics().histogram_point(SERVER_DURATION, &point).is_none() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    srv.metrics().assert_histogram_point(SERVER_DURATION, &point);
     cli.metrics().assert_histogram_point(
         CLIENT_DURATION,
         &client_point(&server, SERVER_STREAM, "CANCELLED", Some("CANCELLED")),
