@@ -92,7 +92,9 @@ fn rabbitmq(c: &mut Criterion, sdk: &Sdk) {
     rt.block_on(channel.queue_declare(&queue, QueueDeclareOptions::default(), args))
         .expect("queue_declare");
 
-    let rabbitmq = RabbitMq::new(sdk.instrumentation()).with_server_from_uri(&url);
+    let rabbitmq = RabbitMq::new()
+        .with_instrumentation(sdk.instrumentation())
+        .with_server_from_uri(&url);
     let traced = rabbitmq.channel(channel.clone());
     let bare_publish = || async {
         channel
@@ -186,7 +188,8 @@ fn kafka(c: &mut Criterion, sdk: &Sdk) {
         .set("message.timeout.ms", "5000")
         .create()
         .expect("producer");
-    let kafka = Kafka::new(sdk.instrumentation())
+    let kafka = Kafka::new()
+        .with_instrumentation(sdk.instrumentation())
         .with_bootstrap_servers(&bootstrap)
         .with_consumer_group("otel-mq-bench");
     let timeout = Duration::from_secs(5);

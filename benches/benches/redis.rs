@@ -30,8 +30,8 @@ fn redis_get(c: &mut Criterion) {
     // The shared bench SDK: batch span processor with a discarding exporter (every span
     // exported), periodic metric reader.
     let (sampled_sdk, unsampled_sdk) = (Sdk::new(true), Sdk::new(false));
-    let sampled = RedisInstrumentation::new(sampled_sdk.instrumentation());
-    let unsampled = RedisInstrumentation::new(unsampled_sdk.instrumentation());
+    let sampled = RedisInstrumentation::new().with_instrumentation(sampled_sdk.instrumentation());
+    let unsampled = RedisInstrumentation::new().with_instrumentation(unsampled_sdk.instrumentation());
     let mut sampled_conn = sampled.connection(bare.clone(), client.get_connection_info());
     let mut unsampled_conn = unsampled.connection(bare.clone(), client.get_connection_info());
     let cmd = redis::cmd("GET").arg(key).clone();

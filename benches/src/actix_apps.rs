@@ -84,11 +84,8 @@ pub fn with_app<F: WithApp>(variant: Variant, sdk: &Sdk, system: &SystemRunner, 
     }
     match variant {
         Variant::Bare => run!(App::new()),
-        Variant::OtelHttp => run!(
-            App::new().wrap(otelrs_http::actix::HttpServerMiddleware::with_instrumentation(
-                sdk.instrumentation()
-            ))
-        ),
+        Variant::OtelHttp => run!(App::new()
+            .wrap(otelrs_http::actix::HttpServerMiddleware::new().with_instrumentation(sdk.instrumentation()))),
         Variant::OtelHttpGlobals => run!(App::new().wrap(otelrs_http::actix::HttpServerMiddleware::new())),
         Variant::InstrumentationActixWeb => run!(App::new()
             .wrap(opentelemetry_instrumentation_actix_web::RequestTracing::new())

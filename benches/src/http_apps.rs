@@ -131,9 +131,9 @@ pub fn router(variant: Variant, sdk: &Sdk) -> Router {
 fn layered(variant: Variant, sdk: &Sdk) -> Router {
     match variant {
         Variant::Bare => app(),
-        Variant::OtelHttp => app().layer(otelrs_http::HttpServerLayer::with_instrumentation(
-            sdk.instrumentation(),
-        )),
+        Variant::OtelHttp => {
+            app().layer(otelrs_http::HttpServerLayer::new().with_instrumentation(sdk.instrumentation()))
+        }
         Variant::OtelHttpGlobals => app().layer(otelrs_http::HttpServerLayer::new()),
         Variant::InstrumentationTower | Variant::InstrumentationTowerMetricsOnly => {
             let layer = opentelemetry_instrumentation_tower::http::server::LayerBuilder::builder()

@@ -33,7 +33,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(HttpServerMiddleware::with_instrumentation(instrumentation.clone()))
+            .wrap(HttpServerMiddleware::new().with_instrumentation(instrumentation.clone()))
             .route("/", web::get().to(|| async { "hello\n" }))
             .route(
                 "/users/{id}",

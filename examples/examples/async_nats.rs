@@ -54,7 +54,9 @@ async fn main() -> Result<(), async_nats::Error> {
     };
     // Build once; `with_server` adds server.address / server.port to every span.
     let server: ServerAddr = url.parse()?;
-    let nats = Nats::new(telemetry.instrumentation()).with_server(server.host(), server.port());
+    let nats = Nats::new()
+        .with_instrumentation(telemetry.instrumentation())
+        .with_server(server.host(), server.port());
 
     // Core NATS: publish, then receive and process.
     let mut subscription = client.subscribe("greetings").await?;

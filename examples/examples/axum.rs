@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "/users/{id}",
             get(|Path(id): Path<String>| async move { format!("user {id}\n") }),
         )
-        .layer(HttpServerLayer::with_instrumentation(telemetry.instrumentation()));
+        .layer(HttpServerLayer::new().with_instrumentation(telemetry.instrumentation()));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}/ (Ctrl-C to stop)", listener.local_addr()?);

@@ -37,7 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let client = ServiceBuilder::new()
-        .layer(HttpClientLayer::with_instrumentation(telemetry.instrumentation()))
+        .layer(HttpClientLayer::new().with_instrumentation(telemetry.instrumentation()))
         .service(client);
     let request = http::Request::get(&url).body(Full::new(Bytes::new()))?;
     // A failed request is recorded on the span (with `error.type`) before it is reported here.

@@ -74,7 +74,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     // Build once (`with_server_from_uri` adds server.address / server.port, never credentials).
-    let rabbitmq = RabbitMq::new(telemetry.instrumentation()).with_server_from_uri(&url);
+    let rabbitmq = RabbitMq::new()
+        .with_instrumentation(telemetry.instrumentation())
+        .with_server_from_uri(&url);
     let consumer = channel
         .basic_consume(
             QUEUE,

@@ -47,8 +47,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("bootstrap.servers", &bootstrap)
         .set("message.timeout.ms", "5000");
     let producer: FutureProducer = producer_config.create()?;
-    // `from_client_config` reads `bootstrap.servers` (and `group.id`) for the span attributes.
-    let producer_kafka = Kafka::from_client_config(telemetry.instrumentation(), &producer_config);
+    // `with_client_config` reads `bootstrap.servers` (and `group.id`) for the span attributes.
+    let producer_kafka = Kafka::new()
+        .with_instrumentation(telemetry.instrumentation())
+        .with_client_config(&producer_config);
     let delivery = producer_kafka
         .send(
             &producer,
@@ -68,7 +70,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(TOPIC, 0, Offset::Beginning)?;
     consumer.assign(&assignment)?;
-    let consumer_kafka = Kafka::from_client_config(telemetry.instrumentation(), &consumer_config);
+    let consumer_kafka = Kafka::new()
+        .with_instrumentation(telemetry.instrumentation())
+        .with_client_config(&consumer_config);
 
     let message = tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await??;
     consumer_kafka

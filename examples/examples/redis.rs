@@ -55,7 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // Build once; wrap each connection. The wrapper is a `ConnectionLike`, so the usual API works.
-    let redis_telemetry = RedisInstrumentation::new(telemetry.instrumentation());
+    let redis_telemetry = RedisInstrumentation::new().with_instrumentation(telemetry.instrumentation());
     let mut conn = redis_telemetry.connection(conn, client.get_connection_info());
     let () = conn.set("greeting", "hello").await?; // span "SET", db.query.text "SET greeting ?"
     let greeting: String = conn.get("greeting").await?; // span "GET"
@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The same through a deadpool-redis pool: `get()` hands out instrumented connections.
     let pool = otelrs_redis::InstrumentedPool::builder(&deadpool_redis::Config::from_url(url.as_str()))
-        .runtime(deadpool_redis::Runtime::Tokio1)
+        .with_runtime(deadpool_redis::Runtime::Tokio1)
         .build(&redis_telemetry)?;
     let mut pooled = pool.get().await?; // records db.client.connection.wait_time
     let n: i64 = pooled.incr("visits", 1).await?; // span "INCRBY"

@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let telemetry = builder.install()?;
 
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(HttpClientMiddleware::with_instrumentation(telemetry.instrumentation()))
+        .with(HttpClientMiddleware::new().with_instrumentation(telemetry.instrumentation()))
         .build();
     // A failed request is recorded on the span (with `error.type`) before it is reported here.
     let result = client.get(&url).send().await;

@@ -7,6 +7,7 @@
 //! | Module | What it gives |
 //! | --- | --- |
 //! | [`Instrumentation`] | the one config input of every adapter: optional tracer provider, meter provider and propagator, falling back to the globals; scope name, version and schema URL |
+//! | [`Filter`] | the one shape of "which requests are instrumented", per request kind |
 //! | [`propagation`] | carriers for `http::HeaderMap` and string-keyed message headers; a strict W3C Trace Context propagator (passes the W3C test suite at its strictest level), W3C Baggage with the spec's limits, and their composite [`propagation::W3cPropagator`] (the default) |
 //! | [`instruments`] | semconv histogram bucket advice and builders that create each instrument once |
 //! | [`conv`] | the semantic-convention rules every adapter shares: `server.address`/`server.port` parsing, `error.type` from error chains, cancelled/panic/timeout outcomes, database connection-pool metrics |
@@ -38,6 +39,37 @@
 //! span.end();
 //! ```
 //!
+//! ## Configuring an adapter: one idiom
+//!
+//! Every adapter type is configured the same way, the way tower's layers are:
+//!
+//! 1. `Type::new()`: the global tracer provider, meter provider and propagator, default options;
+//! 2. `.with_instrumentation(instrumentation)`: other providers or propagator (an
+//!    [`Instrumentation`]; unset parts still fall back to the globals);
+//! 3. `.with_*(..)` setters for options, each returning the value, in any order;
+//! 4. `.with_filter(filter)` where an adapter can skip requests, always taking a [`Filter`] of
+//!    its request kind.
+//!
+//! | Adapter | Configured type | Then |
+//! | --- | --- | --- |
+//! | `otelrs-http` | `HttpServerLayer`, `HttpServerMiddleware` (actix-web), `HttpClientLayer`, `HttpClientMiddleware` (reqwest) | `.layer(..)` / `.wrap(..)` / `.with(..)` |
+//! | `otelrs-grpc` | `GrpcServerLayer`, `GrpcClientLayer` | `.layer(..)` |
+//! | `otelrs-sql` | `SqlOptions` | `InstrumentedPool::new(pool, options)` |
+//! | `otelrs-redis` | `RedisInstrumentation` | `.connection(..)`, `InstrumentedPool::builder(..)` |
+//! | `otelrs-mq` | `Kafka`, `Nats`, `RabbitMq` (common settings in one `MessagingSettings`), `KafkaStats` | their send/receive/process methods |
+//!
+//! The values are cheap to clone and immutable once in use: tracer and instruments are created
+//! when the value is configured, never per request.
+//!
+//! ```text
+//! let redis = otelrs_redis::RedisInstrumentation::new()
+//!     .with_instrumentation(instrumentation)
+//!     .with_filter(otelrs_core::Filter::new(|command: &str| command != "PING"));
+//! let layer = otelrs_http::HttpServerLayer::new()
+//!     .with_instrumentation(instrumentation)
+//!     .with_filter(otelrs_http::filter::path("/healthz").not());
+//! ```
+//!
 //! ## Versions
 //!
 //! The family is built on `opentelemetry` 0.33 and semantic conventions 1.42 (the version
@@ -55,6 +87,7 @@ pub use opentelemetry_sdk;
 pub use opentelemetry_semantic_conventions as semconv;
 
 pub mod conv;
+mod filter;
 pub mod hotpath;
 mod instrumentation;
 pub mod instruments;
@@ -70,4 +103,5 @@ pub mod sdk;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use filter::Filter;
 pub use instrumentation::{Instrumentation, Span, Tracer};

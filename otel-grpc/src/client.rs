@@ -20,7 +20,8 @@ use crate::attributes::{
     metadata_attribute, parse_grpc_timeout, MethodPath, OLD_RPC_SERVICE, OLD_RPC_SYSTEM, OTHER, RPC_SYSTEM_GRPC,
 };
 use crate::call::{CallState, Recognition, ResponseBody, ResponseFuture};
-use crate::config::{Filter, Options, Role, SemconvMode, Shared};
+use crate::config::{Options, Role, SemconvMode, Shared};
+use crate::filter::Filter;
 
 /// A tower [`Layer`] that instruments a tonic client channel:
 /// `ServiceBuilder::new().layer(GrpcClientLayer::new().with_target("http://[::1]:50051")).service(channel)`.
@@ -82,11 +83,7 @@ impl GrpcClientLayer {
 
     /// Instruments only the calls whose path (`/package.Service/Method`) passes `filter`; the
     /// others get no span and no metric, and no context is injected.
-    pub fn with_filter<F>(self, filter: F) -> Self
-    where
-        F: Fn(&str) -> bool + Send + Sync + 'static,
-    {
-        let filter: Filter = Arc::new(filter);
+    pub fn with_filter(self, filter: Filter) -> Self {
         self.with(|o| o.filter = Some(filter))
     }
 

@@ -16,6 +16,7 @@ use crate::attributes::{
     captured_keys, opt_in_requests_rpc_dup, parse_target, CapturedKey, ServerAddress, OLD_RPC_CLIENT_DURATION,
     OLD_RPC_SERVER_DURATION,
 };
+use crate::filter::Filter;
 
 /// Which semantic-convention names are emitted.
 ///
@@ -47,22 +48,6 @@ impl SemconvMode {
             _ => SemconvMode::Current,
         }
     }
-}
-
-/// A predicate on the request path (`/package.Service/Method`): `true` instruments the call,
-/// `false` passes it through with no span and no metric.
-pub type Filter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
-/// The ready-made filter: skips the gRPC health service (`grpc.health.v1.Health`) and server
-/// reflection (`grpc.reflection.*`), instruments everything else.
-///
-/// ```
-/// assert!(!otelrs_grpc::skip_health_and_reflection("/grpc.health.v1.Health/Check"));
-/// assert!(!otelrs_grpc::skip_health_and_reflection("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
-/// assert!(otelrs_grpc::skip_health_and_reflection("/shop.v1.Orders/Get"));
-/// ```
-pub fn skip_health_and_reflection(path: &str) -> bool {
-    !(path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection."))
 }
 
 /// Options common to both layers (builder state).
@@ -193,6 +178,6 @@ impl Shared {
     }
 
     pub(crate) fn instrumented(&self, path: &str) -> bool {
-        self.filter.as_ref().is_none_or(|f| f(path))
+        self.filter.as_ref().is_none_or(|f| f.matches(path))
     }
 }

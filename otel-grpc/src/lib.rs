@@ -14,19 +14,19 @@
 //! | [`propagate_context`], [`PropagationInterceptor`] | propagation-only client interceptors (no spans, no metrics) |
 //! | [`extract_context`], [`extract_context_with`] | server-side extraction of the parent context from request metadata |
 //! | [`MetadataInjector`], [`MetadataExtractor`] | propagation carriers over `tonic::metadata::MetadataMap` |
-//! | [`skip_health_and_reflection`] | ready-made filter that leaves `grpc.health.v1.Health` and `grpc.reflection.*` uninstrumented |
+//! | [`filter::skip_health_and_reflection`] | ready-made filter that leaves `grpc.health.v1.Health` and `grpc.reflection.*` uninstrumented |
 //!
 //! ## Server
 //!
 //! ```no_run
-//! use otelrs_grpc::{GrpcServerLayer, skip_health_and_reflection};
+//! use otelrs_grpc::{filter, GrpcServerLayer};
 //! # async fn run(instrumentation: otelrs_core::Instrumentation) -> Result<(), Box<dyn std::error::Error>> {
 //! # let (_, health) = tonic_health::server::health_reporter();
 //! tonic::transport::Server::builder()
 //!     .layer(
 //!         GrpcServerLayer::new()
 //!             .with_instrumentation(instrumentation) // omit to use the global providers
-//!             .with_filter(skip_health_and_reflection)
+//!             .with_filter(filter::skip_health_and_reflection())
 //!             .with_request_metadata(["x-tenant"]),
 //!     )
 //!     .add_service(health) // and your generated `...Server::new(service)`
@@ -139,12 +139,14 @@ mod call;
 mod client;
 mod config;
 mod error;
+pub mod filter;
 mod propagation;
 mod server;
 
 pub use call::{ResponseBody, ResponseFuture};
 pub use client::{GrpcClientLayer, GrpcClientService};
-pub use config::{skip_health_and_reflection, Filter, SemconvMode};
+pub use config::SemconvMode;
+pub use filter::Filter;
 pub use propagation::{
     extract_context, extract_context_with, propagate_context, MetadataExtractor, MetadataInjector,
     PropagationInterceptor,

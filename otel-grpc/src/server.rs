@@ -22,7 +22,8 @@ use crate::attributes::{
     metadata_attribute, parse_grpc_timeout, MethodPath, OLD_RPC_SERVICE, OLD_RPC_SYSTEM, OTHER, RPC_SYSTEM_GRPC,
 };
 use crate::call::{CallState, Recognition, ResponseBody, ResponseFuture};
-use crate::config::{Filter, Options, Role, SemconvMode, Shared};
+use crate::config::{Options, Role, SemconvMode, Shared};
+use crate::filter::Filter;
 
 /// A tower [`Layer`] that instruments a tonic server:
 /// `Server::builder().layer(GrpcServerLayer::new()).add_service(...)`.
@@ -65,12 +66,8 @@ impl GrpcServerLayer {
     }
 
     /// Instruments only the calls whose path (`/package.Service/Method`) passes `filter`; the
-    /// others get no span and no metric. See [`skip_health_and_reflection`](crate::skip_health_and_reflection).
-    pub fn with_filter<F>(self, filter: F) -> Self
-    where
-        F: Fn(&str) -> bool + Send + Sync + 'static,
-    {
-        let filter: Filter = Arc::new(filter);
+    /// others get no span and no metric. See [`filter`](crate::filter).
+    pub fn with_filter(self, filter: Filter) -> Self {
         self.with(|o| o.filter = Some(filter))
     }
 

@@ -9,7 +9,7 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry::{Array, KeyValue, Value};
 use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otelrs_grpc::{skip_health_and_reflection, GrpcClientLayer, GrpcServerLayer, PropagationInterceptor, SemconvMode};
+use otelrs_grpc::{filter, GrpcClientLayer, GrpcServerLayer, PropagationInterceptor, SemconvMode};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -541,7 +541,11 @@ async fn propagation_only_interceptor_carries_the_current_context() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_checks_are_filtered_out() {
     let srv = TestTelemetry::new();
-    let server = start_server(server_layer(&srv).with_filter(skip_health_and_reflection), None).await;
+    let server = start_server(
+        server_layer(&srv).with_filter(filter::skip_health_and_reflection()),
+        None,
+    )
+    .await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(endpoint(server.addr).connect_lazy());
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {

@@ -89,10 +89,9 @@ impl HttpServerMiddleware {
         HttpServerLayer::new().into()
     }
 
-    /// A middleware using the providers and propagator of `instrumentation` (globals for what it
-    /// does not set).
-    pub fn with_instrumentation(instrumentation: otelrs_core::Instrumentation) -> Self {
-        HttpServerLayer::with_instrumentation(instrumentation).into()
+    /// See [`HttpServerLayer::with_instrumentation`].
+    pub fn with_instrumentation(self, instrumentation: otelrs_core::Instrumentation) -> Self {
+        self.map(|l| l.with_instrumentation(instrumentation))
     }
 
     fn map(self, f: impl FnOnce(HttpServerLayer) -> HttpServerLayer) -> Self {

@@ -2,102 +2,53 @@
 //! span and no metrics (and no propagation work).
 //!
 //! A [`Filter`] returns `true` for requests to **instrument**, like the Go contrib's `otelhttp`
-//! filters; combine the helpers to exclude endpoints:
+//! filters. It is otelrs-core's [`Filter`](otelrs_core::Filter) over the request head
+//! (`http::request::Parts`), the one filter shape of the family; this module adds the HTTP
+//! constructors. Combine them to exclude endpoints:
 //!
 //! ```
-//! use otelrs_http::Filter;
+//! use otelrs_http::filter;
 //!
 //! // Everything except health checks and the metrics scrape endpoint, and no OPTIONS.
-//! let filter = Filter::path("/healthz")
-//!     .or(Filter::path_prefix("/metrics"))
-//!     .or(Filter::method(http::Method::OPTIONS))
+//! let filter = filter::path("/healthz")
+//!     .or(filter::path_prefix("/metrics"))
+//!     .or(filter::method(http::Method::OPTIONS))
 //!     .not();
 //!
 //! let (parts, ()) = http::Request::get("/healthz").body(()).unwrap().into_parts();
 //! assert!(!filter.matches(&parts));
 //! let (parts, ()) = http::Request::get("/users/1").body(()).unwrap().into_parts();
 //! assert!(filter.matches(&parts));
+//! let layer = otelrs_http::HttpServerLayer::new().with_filter(filter);
 //! ```
-
-use std::fmt;
-use std::sync::Arc;
 
 use http::request::Parts;
 use http::Method;
 
-/// A predicate over the request head; `true` means "instrument this request".
-#[derive(Clone)]
-pub struct Filter(Arc<dyn Fn(&Parts) -> bool + Send + Sync>);
+/// Which HTTP requests are instrumented: a predicate over the request head; see the
+/// [module docs](self).
+pub type Filter = otelrs_core::Filter<Parts>;
 
-impl fmt::Debug for Filter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Filter(..)")
-    }
+/// Matches requests whose path is exactly `path` (the query is ignored).
+pub fn path(path: impl Into<String>) -> Filter {
+    let path = path.into();
+    Filter::new(move |r| r.uri.path() == path)
 }
 
-impl Filter {
-    /// A filter from a closure.
-    pub fn new<F>(f: F) -> Self
-    where
-        F: Fn(&Parts) -> bool + Send + Sync + 'static,
-    {
-        Self(Arc::new(f))
-    }
+/// Matches requests whose path starts with `prefix`.
+pub fn path_prefix(prefix: impl Into<String>) -> Filter {
+    let prefix = prefix.into();
+    Filter::new(move |r| r.uri.path().starts_with(prefix.as_str()))
+}
 
-    /// Whether `request` is instrumented.
-    pub fn matches(&self, request: &Parts) -> bool {
-        (self.0)(request)
-    }
+/// Matches requests with this method.
+pub fn method(method: Method) -> Filter {
+    Filter::new(move |r| r.method == method)
+}
 
-    /// Matches requests whose path is exactly `path`.
-    pub fn path(path: impl Into<String>) -> Self {
-        let path = path.into();
-        Self::new(move |r| r.uri.path() == path)
-    }
-
-    /// Matches requests whose path starts with `prefix`.
-    pub fn path_prefix(prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into();
-        Self::new(move |r| r.uri.path().starts_with(prefix.as_str()))
-    }
-
-    /// Matches requests with this method.
-    pub fn method(method: Method) -> Self {
-        Self::new(move |r| r.method == method)
-    }
-
-    /// Matches requests that have a header named `name` (any value).
-    pub fn header(name: http::HeaderName) -> Self {
-        Self::new(move |r| r.headers.contains_key(&name))
-    }
-
-    /// Matches what `self` does not match.
-    #[allow(clippy::should_implement_trait)]
-    pub fn not(self) -> Self {
-        Self::new(move |r| !self.matches(r))
-    }
-
-    /// Matches what both match.
-    pub fn and(self, other: Filter) -> Self {
-        Self::new(move |r| self.matches(r) && other.matches(r))
-    }
-
-    /// Matches what either matches.
-    pub fn or(self, other: Filter) -> Self {
-        Self::new(move |r| self.matches(r) || other.matches(r))
-    }
-
-    /// Matches what every filter matches (true for none).
-    pub fn all(filters: impl IntoIterator<Item = Filter>) -> Self {
-        let filters: Vec<Filter> = filters.into_iter().collect();
-        Self::new(move |r| filters.iter().all(|f| f.matches(r)))
-    }
-
-    /// Matches what any filter matches (false for none).
-    pub fn any(filters: impl IntoIterator<Item = Filter>) -> Self {
-        let filters: Vec<Filter> = filters.into_iter().collect();
-        Self::new(move |r| filters.iter().any(|f| f.matches(r)))
-    }
+/// Matches requests that carry a header named `name`.
+pub fn header(name: http::HeaderName) -> Filter {
+    Filter::new(move |r| r.headers.contains_key(&name))
 }
 
 #[cfg(test)]
@@ -116,21 +67,19 @@ mod tests {
     }
 
     #[test]
-    fn helpers_and_combinators() {
-        let health = Filter::path("/health");
+    fn constructors() {
+        let health = path("/health");
         assert!(health.matches(&parts(Method::GET, "/health?x=1")));
         assert!(!health.matches(&parts(Method::GET, "/healthz")));
-        let api = Filter::path_prefix("/api/");
+        let api = path_prefix("/api/");
         assert!(api.matches(&parts(Method::GET, "/api/v1")));
-        let post = Filter::method(Method::POST);
+        assert!(!api.matches(&parts(Method::GET, "/apiv1")));
+        let post = method(Method::POST);
         let both = api.clone().and(post.clone());
         assert!(both.matches(&parts(Method::POST, "/api/x")));
         assert!(!both.matches(&parts(Method::GET, "/api/x")));
-        assert!(api.clone().or(post.clone()).matches(&parts(Method::POST, "/other")));
-        assert!(!health.clone().not().matches(&parts(Method::GET, "/health")));
-        assert!(Filter::all([]).matches(&parts(Method::GET, "/")));
-        assert!(!Filter::any([]).matches(&parts(Method::GET, "/")));
-        assert!(Filter::any([health, api]).matches(&parts(Method::GET, "/api/")));
-        assert!(Filter::header(http::HeaderName::from_static("x-probe")).matches(&parts(Method::GET, "/")));
+        assert!(!health.not().matches(&parts(Method::GET, "/health")));
+        assert!(header(http::HeaderName::from_static("x-probe")).matches(&parts(Method::GET, "/")));
+        assert!(!header(http::HeaderName::from_static("x-other")).matches(&parts(Method::GET, "/")));
     }
 }

@@ -40,7 +40,7 @@
 //! let telemetry = TestTelemetry::new(); // in an application: `Instrumentation::new()` / the globals
 //! let app = Router::new()
 //!     .route("/users/{id}", get(|| async { "user" }))
-//!     .layer(HttpServerLayer::with_instrumentation(telemetry.instrumentation()));
+//!     .layer(HttpServerLayer::new().with_instrumentation(telemetry.instrumentation()));
 //!
 //! let request = http::Request::get("/users/7").body(axum::body::Body::empty()).unwrap();
 //! let response = app.oneshot(request).await.unwrap();
@@ -83,7 +83,7 @@
 //!     Ok::<_, std::io::Error>(http::Response::new(Full::new(Bytes::new())))
 //! });
 //! let client = ServiceBuilder::new()
-//!     .layer(HttpClientLayer::with_instrumentation(telemetry.instrumentation()))
+//!     .layer(HttpClientLayer::new().with_instrumentation(telemetry.instrumentation()))
 //!     .service(inner);
 //!
 //! let mut request = http::Request::get("https://user:pw@api.example.com/items/9?sig=abc")
@@ -176,7 +176,7 @@ pub mod actix;
 pub mod attributes;
 pub mod client;
 mod error;
-mod filter;
+pub mod filter;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub mod reqwest;

@@ -99,9 +99,11 @@ impl HttpClientMiddleware {
         HttpClientLayer::new().into()
     }
 
-    /// A middleware using the providers and propagator of `instrumentation`.
-    pub fn with_instrumentation(instrumentation: otelrs_core::Instrumentation) -> Self {
-        HttpClientLayer::with_instrumentation(instrumentation).into()
+    /// See [`HttpClientLayer::with_instrumentation`].
+    pub fn with_instrumentation(self, instrumentation: otelrs_core::Instrumentation) -> Self {
+        Self {
+            layer: self.layer.with_instrumentation(instrumentation),
+        }
     }
 
     /// See [`HttpClientLayer::with_known_methods`].

@@ -20,7 +20,7 @@ use otelrs_core::instruments::DURATION_BUCKETS;
 use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
 use otelrs_core::Instrumentation;
 use otelrs_http::attributes::KnownMethods;
-use otelrs_http::{Filter, HttpServerMiddleware, RouteHandle};
+use otelrs_http::{filter, HttpServerMiddleware, RouteHandle};
 
 use common::{client, get as get_req, send, TIMEOUT};
 
@@ -28,7 +28,9 @@ const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const PARENT_ID: &str = "b7ad6b7169203331";
 
 fn middleware(t: &TestTelemetry) -> HttpServerMiddleware {
-    HttpServerMiddleware::with_instrumentation(t.instrumentation()).with_known_methods(KnownMethods::defaults())
+    HttpServerMiddleware::new()
+        .with_instrumentation(t.instrumentation())
+        .with_known_methods(KnownMethods::defaults())
 }
 
 /// Runs an actix-web server (one worker, its own actix system on a thread) with `mw` wrapping an
@@ -429,7 +431,7 @@ async fn header_capture_forwarding_headers_and_late_route() {
 async fn filter_and_span_name_formatter() {
     let t = TestTelemetry::new();
     let mw = middleware(&t)
-        .with_filter(Filter::path("/healthz").not())
+        .with_filter(filter::path("/healthz").not())
         .with_span_name_formatter(|m, r| format!("srv:{m}:{}", r.unwrap_or("-")));
     let addr = serve_actix(mw, |cfg| {
         cfg.route("/healthz", web::get().to(|| async { "ok" }))

@@ -29,7 +29,11 @@ fn traced_client(t: &TestTelemetry, http2: bool) -> Traced {
     let mut b = Client::builder(TokioExecutor::new());
     b.http2_only(http2);
     ServiceBuilder::new()
-        .layer(HttpClientLayer::with_instrumentation(t.instrumentation()).with_known_methods(KnownMethods::defaults()))
+        .layer(
+            HttpClientLayer::new()
+                .with_instrumentation(t.instrumentation())
+                .with_known_methods(KnownMethods::defaults()),
+        )
         .service(b.build_http())
 }
 
@@ -49,7 +53,7 @@ async fn call(
 /// received `traceparent` in `x-seen-traceparent`.
 async fn backend(t: &TestTelemetry, status: StatusCode) -> std::net::SocketAddr {
     let svc = ServiceBuilder::new()
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()))
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()))
         .service(service_fn(move |req: Request<Incoming>| async move {
             let seen = req.headers().get("traceparent").cloned();
             let mut resp = Response::builder().status(status);
@@ -83,7 +87,7 @@ async fn server_client_server_is_one_trace_with_exact_client_span() {
                 }
             }),
         )
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()));
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()));
     let front_addr = serve_axum(frontend).await;
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -246,7 +250,11 @@ async fn template_resends_credentials_and_unknown_methods() {
         )
     });
     let mut svc = ServiceBuilder::new()
-        .layer(HttpClientLayer::with_instrumentation(t.instrumentation()).with_known_methods(KnownMethods::defaults()))
+        .layer(
+            HttpClientLayer::new()
+                .with_instrumentation(t.instrumentation())
+                .with_known_methods(KnownMethods::defaults()),
+        )
         .service(inner);
 
     let mut req = Request::get("https://user:pa55@api.example.com/items/9?X-Goog-Signature=zz&q=1")

@@ -25,7 +25,8 @@ use common::{serve_axum, TIMEOUT};
 fn traced_client(t: &TestTelemetry) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
         .with(
-            HttpClientMiddleware::with_instrumentation(t.instrumentation())
+            HttpClientMiddleware::new()
+                .with_instrumentation(t.instrumentation())
                 .with_known_methods(KnownMethods::defaults()),
         )
         .build()
@@ -42,7 +43,7 @@ async fn axum_backend(t: &TestTelemetry) -> SocketAddr {
                 StatusCode::from_u16(code).unwrap_or(StatusCode::IM_A_TEAPOT)
             }),
         )
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()));
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()));
     serve_axum(app).await
 }
 
@@ -131,7 +132,7 @@ async fn reqwest_to_actix_continues_the_trace() {
     let t = TestTelemetry::new();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let mw = HttpServerMiddleware::with_instrumentation(t.instrumentation());
+    let mw = HttpServerMiddleware::new().with_instrumentation(t.instrumentation());
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             actix_web::HttpServer::new(move || {
@@ -250,7 +251,7 @@ async fn resends_through_a_retry_middleware_are_counted() {
     let addr = axum_backend(&t).await;
     let client = ClientBuilder::new(reqwest::Client::new())
         .with(send_twice)
-        .with(HttpClientMiddleware::with_instrumentation(t.instrumentation()))
+        .with(HttpClientMiddleware::new().with_instrumentation(t.instrumentation()))
         .build();
     let response = tokio::time::timeout(TIMEOUT, client.get(format!("http://{addr}/back/1")).send())
         .await

@@ -17,7 +17,7 @@ use otelrs_core::instruments::DURATION_BUCKETS;
 use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
 use otelrs_core::Instrumentation;
 use otelrs_http::attributes::KnownMethods;
-use otelrs_http::{Filter, HttpRoute, HttpServerLayer, RouteHandle};
+use otelrs_http::{filter, HttpRoute, HttpServerLayer, RouteHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::{client, get as get_req, h2_client, request, send, serve_axum, TIMEOUT};
@@ -37,7 +37,9 @@ fn peer_port(span: &opentelemetry_sdk::trace::SpanData) -> i64 {
 }
 
 fn layer(t: &TestTelemetry) -> HttpServerLayer {
-    HttpServerLayer::with_instrumentation(t.instrumentation()).with_known_methods(KnownMethods::defaults())
+    HttpServerLayer::new()
+        .with_instrumentation(t.instrumentation())
+        .with_known_methods(KnownMethods::defaults())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +259,8 @@ async fn unknown_method_is_other_with_original() {
     // A custom list makes PURGE known.
     let t2 = TestTelemetry::new();
     let app = Router::new().route("/any", any(|| async { "ok" })).layer(
-        HttpServerLayer::with_instrumentation(t2.instrumentation())
+        HttpServerLayer::new()
+            .with_instrumentation(t2.instrumentation())
             .with_known_methods(KnownMethods::new(["GET", "PURGE"])),
     );
     let addr = serve_axum(app).await;
@@ -518,7 +521,7 @@ async fn filter_skips_traces_and_metrics() {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics/prom", get(|| async { "m" }))
         .route("/work", get(|| async { "w" }))
-        .layer(layer(&t).with_filter(Filter::path("/healthz").or(Filter::path_prefix("/metrics")).not()));
+        .layer(layer(&t).with_filter(filter::path("/healthz").or(filter::path_prefix("/metrics")).not()));
     let addr = serve_axum(app).await;
     let c = client();
     for path in ["/healthz", "/metrics/prom", "/work"] {

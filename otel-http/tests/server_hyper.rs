@@ -28,7 +28,7 @@ async fn plain_hyper_server_with_route_extension() {
             }
             r
         })
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()))
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()))
         .service(service_fn(|req: Request<Incoming>| async move {
             let status = if req.uri().path().starts_with("/orders/") {
                 StatusCode::CREATED
@@ -85,7 +85,7 @@ async fn plain_hyper_server_with_route_extension() {
 async fn service_error_is_classified_and_passed_through() {
     let t = TestTelemetry::new();
     let svc = ServiceBuilder::new()
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()))
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()))
         .service(service_fn(|_req: Request<Incoming>| async move {
             Err::<Response<Full<Bytes>>, _>(io::Error::new(io::ErrorKind::ConnectionReset, "backend reset"))
         }));

@@ -37,7 +37,7 @@ async fn tracing_span_in_handler_is_a_child_of_the_server_span() {
                 "done"
             }),
         )
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()));
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()));
     let addr = serve_axum(app).await;
 
     let (status, _, body) = send(&client(), get_req(addr, "/work", &[])).await;

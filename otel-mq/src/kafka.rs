@@ -17,7 +17,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 
 use ::rdkafka::config::ClientConfig;
 use ::rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
@@ -33,11 +32,9 @@ use opentelemetry_semantic_conventions::attribute as attr;
 use otelrs_core::conv::ServerAddress;
 use otelrs_core::propagation::{MessageHeaders, MessageHeadersMut};
 use otelrs_core::status::ERROR_TYPE_OTHER;
-use otelrs_core::Instrumentation;
 
-use crate::model::{
-    size_i64, Destination, Failure, MessagingSystem, Operation, OperationType, ProcessParent, Settings, Telemetry,
-};
+use crate::broker::Broker;
+use crate::model::{size_i64, Destination, Failure, Operation, OperationType, Telemetry};
 
 /// Read access to Kafka record headers (owned or borrowed) as a propagation carrier. Values that
 /// are null or not UTF-8 are skipped.
@@ -104,64 +101,31 @@ fn failure(err: &KafkaError) -> Failure {
     Failure::new(error_type(err), Some(err.to_string()))
 }
 
+crate::broker::system!(
+    /// The Kafka [`System`](crate::broker::System) (`messaging.system` = `kafka`).
+    KafkaSystem = Kafka, ConsumerGroups
+);
+
 /// Kafka instrumentation: configuration, tracer and instruments (created once). Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Kafka {
-    telemetry: Arc<Telemetry>,
-}
+/// The settings every broker shares are on [`Broker`]; the Kafka ones follow.
+pub type Kafka = Broker<KafkaSystem>;
 
 impl Kafka {
-    /// Instrumentation with default settings.
-    pub fn new(instrumentation: Instrumentation) -> Self {
-        Self {
-            telemetry: Arc::new(Telemetry::new(instrumentation, MessagingSystem::Kafka)),
-        }
-    }
-
-    /// Instrumentation that reads `server.address`/`server.port` from the first entry of
-    /// `bootstrap.servers` and `messaging.consumer.group.name` from `group.id`.
-    pub fn from_client_config(instrumentation: Instrumentation, config: &ClientConfig) -> Self {
-        let mut k = Self::new(instrumentation);
-        if let Some(first) = config.get("bootstrap.servers").and_then(|s| s.split(',').next()) {
-            k.settings().server = ServerAddress::parse(first);
+    /// Reads `server.address`/`server.port` from the first entry of `bootstrap.servers` and
+    /// `messaging.consumer.group.name` from `group.id`.
+    pub fn with_client_config(mut self, config: &ClientConfig) -> Self {
+        if let Some(servers) = config.get("bootstrap.servers") {
+            self = self.with_bootstrap_servers(servers);
         }
         if let Some(group) = config.get("group.id") {
-            k.settings().consumer_group = Some(group.to_owned());
+            self = self.with_consumer_group(group);
         }
-        k
-    }
-
-    fn settings(&mut self) -> &mut Settings {
-        &mut Arc::make_mut(&mut self.telemetry).settings
-    }
-
-    /// Reports `server.address` and `server.port` of the (bootstrap) broker.
-    pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
-        self.settings().server = Some(ServerAddress::new(&address.into(), Some(port)));
         self
     }
 
     /// Reports `server.address`/`server.port` from the first entry of a `bootstrap.servers` list.
     pub fn with_bootstrap_servers(mut self, servers: &str) -> Self {
         self.settings().server = servers.split(',').next().and_then(ServerAddress::parse);
-        self
-    }
-
-    /// Reports `messaging.consumer.group.name` on process, commit and consumer metrics.
-    pub fn with_consumer_group(mut self, group: impl Into<String>) -> Self {
-        self.settings().consumer_group = Some(group.into());
-        self
-    }
-
-    /// Chooses the parent of single-message process spans (default [`ProcessParent::Link`]).
-    pub fn with_process_parent(mut self, mode: ProcessParent) -> Self {
-        self.settings().process_parent = mode;
-        self
-    }
-
-    /// Reports `messaging.message.body.size` (an opt-in attribute in semantic conventions).
-    pub fn with_body_size(mut self, enabled: bool) -> Self {
-        self.settings().body_size = enabled;
         self
     }
 
@@ -301,7 +265,7 @@ impl Kafka {
     }
 
     /// Runs `handler` for one message under a CONSUMER span `process {topic}` (linked to the
-    /// message's creation context by default; see [`ProcessParent`]). The handler gets the span's
+    /// message's creation context by default; see [`ProcessParent`](crate::ProcessParent)). The handler gets the span's
     /// context (also attached while it is polled) and the message; its result is returned
     /// unchanged, an `Err` recorded with its type name as `error.type`.
     pub async fn process<M, F, Fut, T, E>(&self, message: M, handler: F) -> Result<T, E>

@@ -14,7 +14,7 @@
 //! use rdkafka::producer::FutureProducer;
 //!
 //! // Once per process (per meter provider): registers the instruments.
-//! let stats = KafkaStats::new(otelrs_core::Instrumentation::new());
+//! let stats = KafkaStats::new();
 //! let mut config = ClientConfig::new();
 //! config
 //!     .set("bootstrap.servers", "127.0.0.1:9092")
@@ -105,6 +105,9 @@ struct Slot {
 #[derive(Default)]
 struct Shared {
     slots: Mutex<Vec<Weak<Slot>>>,
+    /// The instruments are registered when the first client asks for a recorder, so that
+    /// configuring (`new().with_instrumentation(..)`) registers on one meter only.
+    registered: std::sync::OnceLock<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -147,12 +150,13 @@ const CONSUMER: &str = "consumer";
 /// Cheap to clone.
 ///
 /// Create it once per meter provider (observable instruments cannot be unregistered; every
-/// `KafkaStats::new` adds callbacks that live as long as the provider) and hand
-/// [`KafkaStats::context`] or [`KafkaStats::recorder`] to each client. See the
+/// `KafkaStats` registers callbacks, when its first recorder is made, that live as long as the
+/// provider) and hand [`KafkaStats::context`] or [`KafkaStats::recorder`] to each client. See the
 /// [module documentation](self) for the metrics.
 #[derive(Clone)]
 pub struct KafkaStats {
     shared: Arc<Shared>,
+    instrumentation: Instrumentation,
 }
 
 impl fmt::Debug for KafkaStats {
@@ -163,20 +167,40 @@ impl fmt::Debug for KafkaStats {
     }
 }
 
+impl Default for KafkaStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl KafkaStats {
-    /// Registers the instruments on `instrumentation`'s meter (scope `otelrs-mq`).
-    pub fn new(instrumentation: Instrumentation) -> Self {
-        let meter = instrumentation.meter(Instrumentation::scope(
-            env!("CARGO_PKG_NAME"),
-            env!("CARGO_PKG_VERSION"),
-        ));
-        let shared = Arc::new(Shared::default());
-        register(&meter, &shared);
-        Self { shared }
+    /// A bridge recording through the global meter provider (scope `otelrs-mq`).
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared::default()),
+            instrumentation: Instrumentation::new(),
+        }
     }
 
-    /// A recorder for one client, to call from a [`ClientContext::stats`] of your own.
+    /// Records through the meter provider of `instrumentation` instead of the global one. A
+    /// bridge that already gave out recorders starts over: they keep feeding the old meter.
+    pub fn with_instrumentation(self, instrumentation: Instrumentation) -> Self {
+        Self {
+            shared: Arc::new(Shared::default()),
+            instrumentation,
+        }
+    }
+
+    /// A recorder for one client, to call from a [`ClientContext::stats`] of your own. The
+    /// first one registers the instruments.
     pub fn recorder(&self) -> KafkaStatsRecorder {
+        self.shared.registered.get_or_init(|| {
+            let meter = self.instrumentation.meter(Instrumentation::scope(
+                env!("CARGO_PKG_NAME"),
+                env!("CARGO_PKG_VERSION"),
+            ));
+            register(&meter, &self.shared);
+        });
         let slot = Arc::new(Slot::default());
         let mut slots = lock(&self.shared.slots);
         slots.retain(|w| w.strong_count() > 0);
@@ -434,7 +458,7 @@ mod tests {
     #[test]
     fn recorded_statistics_become_points_and_vanish_with_the_recorder() {
         let t = TestTelemetry::new();
-        let stats = KafkaStats::new(t.instrumentation());
+        let stats = KafkaStats::new().with_instrumentation(t.instrumentation());
         let recorder = stats.recorder();
         assert!(
             t.metrics().sums_u64(PRODUCED_MESSAGES).is_empty(),

@@ -54,7 +54,7 @@
 //! use otelrs_mq::rabbitmq::RabbitMq;
 //!
 //! let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
-//! let rabbitmq = RabbitMq::new(otelrs_core::Instrumentation::new()).with_server_from_uri(url);
+//! let rabbitmq = RabbitMq::new().with_server_from_uri(url);
 //! let conn = Connection::connect(url, ConnectionProperties::default()).await?;
 //! let channel = conn.create_channel().await?;
 //! channel.confirm_select(ConfirmSelectOptions::default()).await?;
@@ -91,7 +91,7 @@
 //!
 //! let mut config = ClientConfig::new();
 //! config.set("bootstrap.servers", "127.0.0.1:9092").set("group.id", "billing");
-//! let kafka = Kafka::from_client_config(otelrs_core::Instrumentation::new(), &config);
+//! let kafka = Kafka::new().with_client_config(&config);
 //! let producer: FutureProducer = config.create()?;
 //! kafka
 //!     .send(&producer, FutureRecord::to("orders").key("o-1").payload("{}"), Duration::from_secs(5))
@@ -117,7 +117,7 @@
 //! use futures_util::StreamExt;
 //! use otelrs_mq::nats::Nats;
 //!
-//! let nats = Nats::new(otelrs_core::Instrumentation::new()).with_server("127.0.0.1", 4222);
+//! let nats = Nats::new().with_server("127.0.0.1", 4222);
 //! let client = async_nats::connect("nats://127.0.0.1:4222").await?;
 //! let mut sub = client.subscribe("orders").await?;
 //! nats.publish(&client, "orders", async_nats::HeaderMap::new(), "{}".into()).await?;
@@ -130,12 +130,14 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+pub mod broker;
 pub mod model;
 
 #[cfg(feature = "lapin")]
 #[cfg_attr(docsrs, doc(cfg(feature = "lapin")))]
 pub mod rabbitmq;
 
+pub use broker::Broker;
 pub use model::{Confirmed, Destination, MessagingSystem, OperationType, ProcessParent};
 
 #[cfg(feature = "kafka")]

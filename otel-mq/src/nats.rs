@@ -20,7 +20,6 @@ use std::borrow::Cow;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
 
 use async_nats::header::HeaderMap;
 use async_nats::jetstream::context::PublishError as JsPublishError;
@@ -34,12 +33,9 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
 use otelrs_core::propagation::{MessageHeaders, MessageHeadersMut};
 use otelrs_core::status::ERROR_TYPE_OTHER;
-use otelrs_core::Instrumentation;
 
-use crate::model::{
-    size_i64, Active, Confirmed, Destination, Failure, MessagingSystem, Operation, OperationType, ProcessParent,
-    ServerAddress, Settings, Telemetry,
-};
+use crate::broker::Broker;
+use crate::model::{size_i64, Active, Confirmed, Destination, Failure, Operation, OperationType, Telemetry};
 
 /// Read access to NATS headers as a propagation carrier.
 #[derive(Debug, Clone, Copy)]
@@ -77,11 +73,14 @@ fn kind_failure<K: fmt::Debug + Clone + PartialEq>(kind: K, message: String) -> 
 
 const MSG_ID: &str = "Nats-Msg-Id";
 
+crate::broker::system!(
+    /// The NATS [`System`](crate::broker::System) (`messaging.system` = `nats`).
+    NatsSystem = Nats, ConsumerGroups
+);
+
 /// NATS instrumentation: configuration, tracer and instruments (created once). Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Nats {
-    telemetry: Arc<Telemetry>,
-}
+/// Its settings are those every broker shares, on [`Broker`].
+pub type Nats = Broker<NatsSystem>;
 
 /// The JetStream publish-ack future of a traced publish; resolves to exactly what
 /// `PublishAckFuture` resolves to.
@@ -95,41 +94,6 @@ fn classify_ack(out: &Result<PublishAck, JsPublishError>) -> Option<Failure> {
 }
 
 impl Nats {
-    /// Instrumentation with default settings.
-    pub fn new(instrumentation: Instrumentation) -> Self {
-        Self {
-            telemetry: Arc::new(Telemetry::new(instrumentation, MessagingSystem::Nats)),
-        }
-    }
-
-    fn settings(&mut self) -> &mut Settings {
-        &mut Arc::make_mut(&mut self.telemetry).settings
-    }
-
-    /// Reports `server.address` and `server.port`.
-    pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
-        self.settings().server = Some(ServerAddress::new(&address.into(), Some(port)));
-        self
-    }
-
-    /// Reports `messaging.consumer.group.name` (queue group or durable consumer name).
-    pub fn with_consumer_group(mut self, group: impl Into<String>) -> Self {
-        self.settings().consumer_group = Some(group.into());
-        self
-    }
-
-    /// Chooses the parent of process spans (default [`ProcessParent::Link`]).
-    pub fn with_process_parent(mut self, mode: ProcessParent) -> Self {
-        self.settings().process_parent = mode;
-        self
-    }
-
-    /// Reports `messaging.message.body.size` (an opt-in attribute in semantic conventions).
-    pub fn with_body_size(mut self, enabled: bool) -> Self {
-        self.settings().body_size = enabled;
-        self
-    }
-
     fn start_send(&self, destination: &Destination, headers: &HeaderMap, payload: &Bytes) -> Active {
         let op = Operation {
             op_type: OperationType::Send,
@@ -240,7 +204,7 @@ impl Nats {
     }
 
     /// Runs `handler` for a core NATS message under a CONSUMER span `process {subject}` (linked
-    /// to the creation context by default; see [`ProcessParent`]).
+    /// to the creation context by default; see [`ProcessParent`](crate::ProcessParent)).
     pub async fn process<F, Fut, T, E>(&self, message: Message, handler: F) -> Result<T, E>
     where
         F: FnOnce(Context, Message) -> Fut,

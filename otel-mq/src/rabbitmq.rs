@@ -35,11 +35,10 @@ use opentelemetry_semantic_conventions::attribute as attr;
 use otelrs_core::conv::io_error_type;
 use otelrs_core::propagation::{MessageHeaders, MessageHeadersMut};
 use otelrs_core::status::ERROR_TYPE_OTHER;
-use otelrs_core::Instrumentation;
 
+use crate::broker::Broker;
 use crate::model::{
-    size_i64, Active, Confirmed, Destination, Failure, MessagingSystem, Operation, OperationType, ProcessParent,
-    ServerAddress, Telemetry,
+    size_i64, Active, Confirmed, Destination, Failure, Operation, OperationType, ServerAddress, Telemetry,
 };
 
 /// Read access to an AMQP header table as a propagation carrier. String values
@@ -121,31 +120,17 @@ fn failure(err: &::lapin::Error) -> Failure {
     Failure::new(error_type(err), Some(err.to_string()))
 }
 
+crate::broker::system!(
+    /// The RabbitMQ [`System`](crate::broker::System) (`messaging.system` = `rabbitmq`).
+    RabbitMqSystem = RabbitMq
+);
+
 /// RabbitMQ instrumentation: configuration, tracer and instruments (created once). Cheap to
-/// clone; wrap channels and consumers with it.
-#[derive(Clone, Debug)]
-pub struct RabbitMq {
-    telemetry: Arc<Telemetry>,
-}
+/// clone; wrap channels and consumers with it. The settings every broker shares are on
+/// [`Broker`]; the RabbitMQ one follows.
+pub type RabbitMq = Broker<RabbitMqSystem>;
 
 impl RabbitMq {
-    /// Instrumentation with default settings (link mode, no body size, no server address).
-    pub fn new(instrumentation: Instrumentation) -> Self {
-        Self {
-            telemetry: Arc::new(Telemetry::new(instrumentation, MessagingSystem::RabbitMq)),
-        }
-    }
-
-    fn settings(&mut self) -> &mut crate::model::Settings {
-        &mut Arc::make_mut(&mut self.telemetry).settings
-    }
-
-    /// Reports `server.address` (and `server.port`) of the broker.
-    pub fn with_server(mut self, address: impl Into<String>, port: u16) -> Self {
-        self.settings().server = Some(ServerAddress::new(&address.into(), Some(port)));
-        self
-    }
-
     /// Reports the broker host and port of an AMQP URI (`amqp://user:pass@host:port/vhost`);
     /// the credentials are never recorded. An unparsable URI leaves the server unset.
     pub fn with_server_from_uri(mut self, uri: &str) -> Self {
@@ -156,18 +141,6 @@ impl RabbitMq {
                 self.settings().server = Some(s);
             }
         }
-        self
-    }
-
-    /// Chooses the parent of process spans (default [`ProcessParent::Link`]).
-    pub fn with_process_parent(mut self, mode: ProcessParent) -> Self {
-        self.settings().process_parent = mode;
-        self
-    }
-
-    /// Reports `messaging.message.body.size` (an opt-in attribute in semantic conventions).
-    pub fn with_body_size(mut self, enabled: bool) -> Self {
-        self.settings().body_size = enabled;
         self
     }
 
@@ -440,7 +413,7 @@ impl TracedDelivery {
     ///
     /// The handler gets the process span's context (also attached while it is polled, so spans
     /// it starts are children) and the delivery. By default the span links to the message's
-    /// creation context; see [`ProcessParent`]. An `Err` from the handler is returned unchanged
+    /// creation context; see [`ProcessParent`](crate::ProcessParent). An `Err` from the handler is returned unchanged
     /// and recorded (`error.type` = the error's type name, status description = its message).
     /// The delivery is not settled automatically.
     pub async fn process<F, Fut, T, E>(self, handler: F) -> Result<T, E>

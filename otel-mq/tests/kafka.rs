@@ -72,7 +72,8 @@ fn server(bootstrap: &str) -> Vec<KeyValue> {
 async fn produce_with_delivery_report_then_stream_consume_process_and_commit() {
     let t = TestTelemetry::new();
     let f = cluster("single");
-    let producer_kafka = Kafka::new(t.instrumentation())
+    let producer_kafka = Kafka::new()
+        .with_instrumentation(t.instrumentation())
         .with_message_key(true)
         .with_bootstrap_servers(&f.bootstrap);
     let producer = producer(&f.bootstrap);
@@ -94,7 +95,10 @@ async fn produce_with_delivery_report_then_stream_consume_process_and_commit() {
 
     let group = unique("group");
     let config = consumer_config(&f.bootstrap, &group);
-    let kafka = Kafka::from_client_config(t.instrumentation(), &config).with_message_key(true);
+    let kafka = Kafka::new()
+        .with_instrumentation(t.instrumentation())
+        .with_client_config(&config)
+        .with_message_key(true);
     let consumer: StreamConsumer = config.create().expect("consumer");
     consumer.subscribe(&[&f.topic]).expect("subscribe");
     let mut stream = consumer.stream();
@@ -196,7 +200,9 @@ async fn produce_with_delivery_report_then_stream_consume_process_and_commit() {
 async fn batch_process_makes_one_span_with_a_link_per_message() {
     let t = TestTelemetry::new();
     let f = cluster("batch");
-    let kafka = Kafka::new(t.instrumentation()).with_message_key(true);
+    let kafka = Kafka::new()
+        .with_instrumentation(t.instrumentation())
+        .with_message_key(true);
     let producer = producer(&f.bootstrap);
     for key in ["k0", "k1", "k2"] {
         kafka
@@ -271,7 +277,9 @@ async fn batch_process_makes_one_span_with_a_link_per_message() {
 async fn a_failing_broker_fails_the_send_span_and_returns_the_error_unchanged() {
     let t = TestTelemetry::new();
     let f = cluster("fail");
-    let kafka = Kafka::new(t.instrumentation()).with_message_key(true);
+    let kafka = Kafka::new()
+        .with_instrumentation(t.instrumentation())
+        .with_message_key(true);
     let producer = producer(&f.bootstrap);
     // Non-retriable produce errors injected by the mock.
     f._cluster.request_errors(
@@ -309,7 +317,8 @@ async fn a_failing_broker_fails_the_send_span_and_returns_the_error_unchanged() 
 async fn parent_mode_and_malformed_headers() {
     let t = TestTelemetry::new();
     let f = cluster("parent");
-    let kafka = Kafka::new(t.instrumentation())
+    let kafka = Kafka::new()
+        .with_instrumentation(t.instrumentation())
         .with_message_key(true)
         .with_process_parent(otelrs_mq::ProcessParent::CreationContext);
     let producer = producer(&f.bootstrap);

@@ -83,7 +83,7 @@ fn client_id_of(attrs: &[KeyValue]) -> String {
 #[test]
 fn producer_and_consumer_statistics_become_metrics() {
     let t = TestTelemetry::new();
-    let stats = KafkaStats::new(t.instrumentation());
+    let stats = KafkaStats::new().with_instrumentation(t.instrumentation());
     let cluster = MockCluster::new(1).expect("mock cluster");
     let topic = format!("stats-{}", std::process::id());
     cluster.create_topic(&topic, 1, 1).expect("create topic");

@@ -42,7 +42,9 @@ fn same_span(a: &SpanContext, b: &SpanContext) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_publish_subscribe_with_headers() {
     let t = TestTelemetry::new();
-    let nats = Nats::new(t.instrumentation()).with_server("127.0.0.1", 4222);
+    let nats = Nats::new()
+        .with_instrumentation(t.instrumentation())
+        .with_server("127.0.0.1", 4222);
     let client = connect().await;
     let subject = unique("core");
     let mut sub = client.subscribe(subject.clone()).await.expect("subscribe");
@@ -104,7 +106,7 @@ async fn core_publish_subscribe_with_headers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbox_subjects_are_reported_as_templates() {
     let t = TestTelemetry::new();
-    let nats = Nats::new(t.instrumentation());
+    let nats = Nats::new().with_instrumentation(t.instrumentation());
     let client = connect().await;
     let inbox = client.new_inbox();
     nats.publish(&client, inbox.clone(), HeaderMap::new(), "x".into())
@@ -120,7 +122,9 @@ async fn inbox_subjects_are_reported_as_templates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_publish_ack_consume_and_settle() {
     let t = TestTelemetry::new();
-    let nats = Nats::new(t.instrumentation()).with_consumer_group("workers");
+    let nats = Nats::new()
+        .with_instrumentation(t.instrumentation())
+        .with_consumer_group("workers");
     let client = connect().await;
     let js = jetstream::new(client);
     let name = unique("stream");

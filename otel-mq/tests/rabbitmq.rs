@@ -84,7 +84,9 @@ fn server_attrs() -> Vec<KeyValue> {
 }
 
 fn instrument(t: &TestTelemetry) -> RabbitMq {
-    RabbitMq::new(t.instrumentation()).with_server_from_uri(&amqp_url())
+    RabbitMq::new()
+        .with_instrumentation(t.instrumentation())
+        .with_server_from_uri(&amqp_url())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,9 +37,9 @@ pub enum QueryText {
     Off,
 }
 
-/// Decides per operation whether it is instrumented; receives the `db.operation.name`
-/// (`"PING"`, `"CLIENT SETNAME"`, `"PIPELINE GET"`, `"MULTI"`).
-pub type CommandFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// Decides per operation whether it is instrumented (otelrs-core's one filter shape); receives
+/// the `db.operation.name` (`"PING"`, `"CLIENT SETNAME"`, `"PIPELINE GET"`, `"MULTI"`).
+pub type Filter = otelrs_core::Filter<str>;
 
 /// Tracer, `db.client.operation.duration` histogram and options for instrumented Redis
 /// connections. Build it once and share it (cloning is a reference count).
@@ -47,10 +47,10 @@ pub type CommandFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 /// ```
 /// use otelrs_redis::{QueryText, RedisInstrumentation};
 ///
-/// let redis = RedisInstrumentation::builder(otelrs_core::Instrumentation::new())
-///     .query_text(QueryText::Masked)
-///     .filter(|operation| operation != "PING")
-///     .build();
+/// let redis = RedisInstrumentation::new()
+///     .with_instrumentation(otelrs_core::Instrumentation::new()) // omit for the global providers
+///     .with_query_text(QueryText::Masked)
+///     .with_filter(otelrs_redis::Filter::new(|operation: &str| operation != "PING"));
 /// # let _ = redis;
 /// ```
 #[derive(Clone)]
@@ -61,6 +61,7 @@ pub struct RedisInstrumentation {
 /// The bound-duration key: (`Target::id`, `db.operation.name`).
 pub(crate) type DurationKey = (u64, Cow<'static, str>);
 
+#[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) tracer: otelrs_core::Tracer,
     // Pool instruments are created from it (feature `deadpool`).
@@ -70,7 +71,7 @@ pub(crate) struct Shared {
     /// bound handle, skipping the SDK's attribute hashing and sorting.
     pub(crate) duration: Arc<BoundInstruments<Histogram<f64>, DurationKey, f64>>,
     pub(crate) query_text: QueryText,
-    pub(crate) filter: Option<CommandFilter>,
+    pub(crate) filter: Option<Filter>,
     /// Bound instruments are on (pool metrics bind their fixed attributes once).
     #[cfg_attr(not(feature = "deadpool"), allow(dead_code))]
     pub(crate) bind: bool,
@@ -85,44 +86,16 @@ impl fmt::Debug for RedisInstrumentation {
     }
 }
 
-/// Builder of [`RedisInstrumentation`].
-#[must_use]
-pub struct RedisInstrumentationBuilder {
-    instrumentation: Instrumentation,
-    query_text: QueryText,
-    filter: Option<CommandFilter>,
-}
-
-impl fmt::Debug for RedisInstrumentationBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisInstrumentationBuilder")
-            .field("instrumentation", &self.instrumentation)
-            .field("query_text", &self.query_text)
-            .field("filter", &self.filter.is_some())
-            .finish()
+impl Default for RedisInstrumentation {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-impl RedisInstrumentationBuilder {
-    /// Sets what `db.query.text` contains (default [`QueryText::Masked`]).
-    pub fn query_text(mut self, mode: QueryText) -> Self {
-        self.query_text = mode;
-        self
-    }
-
-    /// Instruments only operations for which `filter` returns `true`; the others run without a
-    /// span or metric. It receives the `db.operation.name` (`"PING"`, `"PIPELINE GET"`).
-    pub fn filter(mut self, filter: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
-        self.filter = Some(Arc::new(filter));
-        self
-    }
-
-    /// Creates the tracer and instruments.
-    pub fn build(self) -> RedisInstrumentation {
-        let (tracer, meter) = self
-            .instrumentation
-            .tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        let bind = self.instrumentation.bound_instrument_capacity() > 0;
+impl Shared {
+    /// The tracer and instruments of `instrumentation`, with default options.
+    fn new(instrumentation: &Instrumentation) -> Self {
+        let (tracer, meter) = instrumentation.tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
         let duration = Arc::new(BoundInstruments::new(
             duration_histogram(
                 &meter,
@@ -130,34 +103,55 @@ impl RedisInstrumentationBuilder {
                 "Duration of database client operations.",
                 &DB_DURATION_BUCKETS,
             ),
-            self.instrumentation.bound_instrument_capacity(),
+            instrumentation.bound_instrument_capacity(),
         ));
-        RedisInstrumentation {
-            shared: Arc::new(Shared {
-                tracer,
-                meter,
-                duration,
-                query_text: self.query_text,
-                filter: self.filter,
-                bind,
-            }),
+        Shared {
+            tracer,
+            meter,
+            duration,
+            query_text: QueryText::default(),
+            filter: None,
+            bind: instrumentation.bound_instrument_capacity() > 0,
         }
     }
 }
 
 impl RedisInstrumentation {
-    /// Default options (masked query text, no filter) with the providers of `instrumentation`.
-    pub fn new(instrumentation: Instrumentation) -> Self {
-        Self::builder(instrumentation).build()
+    /// Default options (masked query text, no filter) with the global tracer and meter
+    /// providers.
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared::new(&Instrumentation::new())),
+        }
     }
 
-    /// A builder with the providers of `instrumentation`.
-    pub fn builder(instrumentation: Instrumentation) -> RedisInstrumentationBuilder {
-        RedisInstrumentationBuilder {
-            instrumentation,
-            query_text: QueryText::default(),
-            filter: None,
-        }
+    fn shared_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.shared)
+    }
+
+    /// Uses the providers of `instrumentation` (globals for what it does not set) instead of
+    /// the globals; the other options are kept.
+    pub fn with_instrumentation(mut self, instrumentation: Instrumentation) -> Self {
+        let fresh = Shared::new(&instrumentation);
+        let shared = self.shared_mut();
+        shared.tracer = fresh.tracer;
+        shared.meter = fresh.meter;
+        shared.duration = fresh.duration;
+        shared.bind = fresh.bind;
+        self
+    }
+
+    /// Sets what `db.query.text` contains (default [`QueryText::Masked`]).
+    pub fn with_query_text(mut self, mode: QueryText) -> Self {
+        self.shared_mut().query_text = mode;
+        self
+    }
+
+    /// Instruments only operations `filter` matches; the others run without a span or metric.
+    /// It receives the `db.operation.name` (`"PING"`, `"PIPELINE GET"`).
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.shared_mut().filter = Some(filter);
+        self
     }
 
     /// Wraps `inner` (a `MultiplexedConnection`, `ConnectionManager`, deadpool-redis `Connection`,

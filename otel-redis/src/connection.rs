@@ -163,7 +163,7 @@ fn render(out: &mut String, mode: QueryText, parsed: &sanitize::Parsed, args: &[
 
 impl Shared {
     fn allows(&self, operation: &str) -> bool {
-        self.filter.as_ref().is_none_or(|f| f(operation))
+        self.filter.as_ref().is_none_or(|f| f.matches(operation))
     }
 }
 

@@ -32,9 +32,8 @@
 //!
 //! # async fn run() -> redis::RedisResult<()> {
 //! // Build once (providers from an `otelrs_core::Instrumentation`, else the globals).
-//! let redis_telemetry = RedisInstrumentation::builder(otelrs_core::Instrumentation::new())
-//!     .filter(|operation| operation != "PING")
-//!     .build();
+//! let redis_telemetry = RedisInstrumentation::new().with_instrumentation(otelrs_core::Instrumentation::new())
+//!     .with_filter(otelrs_redis::Filter::new(|operation: &str| operation != "PING"));
 //!
 //! let client = redis::Client::open("redis://127.0.0.1:6379/0")?;
 //! let conn = client.get_multiplexed_async_connection().await?;
@@ -55,10 +54,10 @@
 //! use otelrs_redis::{InstrumentedPool, RedisInstrumentation};
 //! use redis::AsyncCommands;
 //!
-//! let redis_telemetry = RedisInstrumentation::new(otelrs_core::Instrumentation::new());
+//! let redis_telemetry = RedisInstrumentation::new().with_instrumentation(otelrs_core::Instrumentation::new());
 //! let config = deadpool_redis::Config::from_url("redis://127.0.0.1:6379/0");
 //! let pool = InstrumentedPool::builder(&config)
-//!     .runtime(deadpool_redis::Runtime::Tokio1)
+//!     .with_runtime(deadpool_redis::Runtime::Tokio1)
 //!     .build(&redis_telemetry)?; // pool name "127.0.0.1:6379/0"
 //!
 //! let mut conn = pool.get().await?; // records wait_time, create_time; use_time on drop
@@ -82,7 +81,7 @@ mod error;
 mod pool;
 mod sanitize;
 
-pub use config::{CommandFilter, QueryText, RedisInstrumentation, RedisInstrumentationBuilder, Target, DEFAULT_PORT};
+pub use config::{Filter, QueryText, RedisInstrumentation, Target, DEFAULT_PORT};
 pub use connection::InstrumentedConnection;
 #[cfg(feature = "deadpool")]
 #[cfg_attr(docsrs, doc(cfg(feature = "deadpool")))]

@@ -71,7 +71,7 @@ struct PoolShared {
 ///
 /// The pool name defaults to `server.address:server.port/db.namespace` of the configured
 /// connection (`127.0.0.1:6379/0`; a Unix socket gives `path/0`); set another with
-/// [`InstrumentedPoolBuilder::pool_name`]. Names must be unique within the application.
+/// [`InstrumentedPoolBuilder::with_pool_name`]. Names must be unique within the application.
 ///
 /// The observable instruments read the pool through a weak reference: once every clone of the
 /// pool is dropped they report nothing.
@@ -106,19 +106,19 @@ pub struct InstrumentedPoolBuilder {
 impl InstrumentedPoolBuilder {
     /// Connection settings (connect and response timeouts, ...) for the pool's connections, as
     /// `deadpool_redis::Manager::new_with_config` takes them.
-    pub fn connection_config(mut self, config: AsyncConnectionConfig) -> Self {
+    pub fn with_connection_config(mut self, config: AsyncConnectionConfig) -> Self {
         self.connection_config = Some(config);
         self
     }
 
     /// The runtime deadpool uses for its timeouts (required when the pool config sets any).
-    pub fn runtime(mut self, runtime: Runtime) -> Self {
+    pub fn with_runtime(mut self, runtime: Runtime) -> Self {
         self.runtime = Some(runtime);
         self
     }
 
     /// Sets `db.client.connection.pool.name` (default `server.address:server.port/db.namespace`).
-    pub fn pool_name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_pool_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
     }

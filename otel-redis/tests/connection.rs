@@ -50,7 +50,7 @@ async fn async_commands_get_exact_spans_and_duration_points() {
     let mut bare = connect(&client).await;
     let p = prefix("commands");
     let key = format!("{p}:user");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare.clone(), client.get_connection_info());
 
     let () = conn.set(&key, "Ada Lovelace").await.expect("SET");
@@ -113,7 +113,7 @@ async fn raw_cmd_two_word_commands_scripts_and_noscript() {
     let client = client();
     let mut bare = connect(&client).await;
     let p = prefix("raw");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare.clone(), client.get_connection_info());
 
     let secret = "s3cr3t-value-0042";
@@ -198,7 +198,7 @@ async fn pipelines_are_one_span_with_batch_size() {
     let client = client();
     let mut bare = connect(&client).await;
     let p = prefix("pipe");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare.clone(), client.get_connection_info());
 
     let () = redis::pipe()
@@ -260,7 +260,7 @@ async fn transactions_are_one_multi_span_and_errors_inside_fail_it() {
     let client = client();
     let mut bare = connect(&client).await;
     let p = prefix("multi");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare.clone(), client.get_connection_info());
 
     let (x, y): (i64, i64) = redis::pipe()
@@ -335,7 +335,7 @@ async fn publish_masks_the_message() {
     let client = client();
     let bare = connect(&client).await;
     let p = prefix("publish");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare, client.get_connection_info());
     let channel = format!("{p}:events");
     let receivers: i64 = conn.publish(&channel, "payload-secret").await.expect("PUBLISH");
@@ -358,7 +358,7 @@ async fn wrongtype_error_passes_through_and_marks_span_and_metric() {
     let p = prefix("wrongtype");
     let key = format!("{p}:s");
     let () = bare.set(&key, "text").await.expect("setup");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare.clone(), client.get_connection_info());
 
     let expected = bare
@@ -412,7 +412,7 @@ async fn auth_secrets_never_appear() {
     let client = client();
     // A dedicated connection: the failed AUTH must not affect other tests.
     let bare = connect(&client).await;
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare, client.get_connection_info());
 
     let user = "otel-redis-no-such-user";
@@ -457,13 +457,13 @@ async fn query_text_modes_and_filter() {
     let client = client();
     let mut bare = connect(&client).await;
     let p = prefix("modes");
-    let raw = RedisInstrumentation::builder(t.instrumentation())
-        .query_text(QueryText::Raw)
-        .build();
-    let off = RedisInstrumentation::builder(t.instrumentation())
-        .query_text(QueryText::Off)
-        .filter(|op| op != "PING")
-        .build();
+    let raw = RedisInstrumentation::new()
+        .with_instrumentation(t.instrumentation())
+        .with_query_text(QueryText::Raw);
+    let off = RedisInstrumentation::new()
+        .with_instrumentation(t.instrumentation())
+        .with_query_text(QueryText::Off)
+        .with_filter(otelrs_redis::Filter::new(|op: &str| op != "PING"));
     let mut raw_conn = raw.connection(bare.clone(), client.get_connection_info());
     let mut off_conn = off.connection(bare.clone(), client.get_connection_info());
 
@@ -495,7 +495,7 @@ async fn unsampled_spans_still_record_metrics() {
     let client = client();
     let mut bare = connect(&client).await;
     let p = prefix("unsampled");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare.clone(), client.get_connection_info());
     let () = conn.set(format!("{p}:k"), 1).await.expect("SET");
     assert!(t.spans().is_empty());
@@ -519,7 +519,7 @@ async fn connection_manager_is_wrapped() {
     )
     .await
     .unwrap_or_else(|e| panic!("ConnectionManager to {}: {e}", common::redis_url()));
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(manager, client.get_connection_info());
     let n: i64 = conn.incr(format!("{p}:c"), 5).await.expect("INCR");
     assert_eq!(n, 5);
@@ -539,7 +539,7 @@ async fn spans_are_children_of_the_callers_context_across_tasks() {
     let client = client();
     let mut bare = connect(&client).await;
     let p = prefix("parents");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let conn = redis.connection(bare.clone(), client.get_connection_info());
     let tracer = t.instrumentation().tracer(Instrumentation::scope("test", "0"));
 
@@ -589,7 +589,7 @@ async fn dropped_future_ends_the_span_as_cancelled_and_records_its_duration() {
     let client = client();
     let bare = connect(&client).await;
     let p = prefix("dropped");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare, client.get_connection_info());
     let key = format!("{p}:empty");
     let r = tokio::time::timeout(
@@ -629,7 +629,7 @@ async fn killed_connection_error_passes_through_and_ends_the_span() {
     let mut admin = connect(&client).await;
     let victim = connect(&client).await;
     let p = prefix("kill");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(victim, client.get_connection_info());
     let id: i64 = redis::cmd("CLIENT")
         .arg("ID")
@@ -730,7 +730,7 @@ async fn instrumented_connection_is_usable_as_a_generic_connection() {
     let client = client();
     let mut bare = connect(&client).await;
     let p = prefix("generic");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare.clone(), client.get_connection_info());
     assert_eq!(bump(&mut conn, &format!("{p}:n")).await.expect("INCR"), 1);
     assert_eq!(conn.target().pool_name(), {
@@ -752,7 +752,7 @@ async fn span_built_while_the_command_is_in_flight_keeps_the_issue_time_and_pare
     let client = client();
     let bare = connect(&client).await;
     let p = prefix("deferred");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let mut conn = redis.connection(bare, client.get_connection_info());
     let key = format!("{p}:k");
     let cmd = redis::cmd("GET").arg(&key).clone();

@@ -47,10 +47,10 @@ async fn contention_moves_pending_and_wait_metrics() {
     let client = common::client();
     let mut bare = connect(&client).await;
     let p = prefix("pool");
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let pool = InstrumentedPool::builder(&config(1, None))
-        .runtime(Runtime::Tokio1)
-        .connection_config(connection_config())
+        .with_runtime(Runtime::Tokio1)
+        .with_connection_config(connection_config())
         .build(&redis)
         .expect("pool");
     let name = default_pool_name();
@@ -167,11 +167,11 @@ async fn contention_moves_pending_and_wait_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_timeouts_are_counted_and_passed_through() {
     let t = TestTelemetry::new();
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     let pool = InstrumentedPool::builder(&config(1, Some(Duration::from_millis(50))))
-        .runtime(Runtime::Tokio1)
-        .connection_config(connection_config())
-        .pool_name("cache")
+        .with_runtime(Runtime::Tokio1)
+        .with_connection_config(connection_config())
+        .with_pool_name("cache")
         .build(&redis)
         .expect("pool");
     assert_eq!(pool.pool_name(), "cache");
@@ -205,7 +205,7 @@ async fn wait_timeouts_are_counted_and_passed_through() {
 #[tokio::test]
 async fn observers_stop_when_the_pool_is_dropped_and_bad_configs_fail() {
     let t = TestTelemetry::new();
-    let redis = RedisInstrumentation::new(t.instrumentation());
+    let redis = RedisInstrumentation::new().with_instrumentation(t.instrumentation());
     assert!(
         matches!(
             InstrumentedPool::builder(&config(3, None)).build(&redis),
@@ -216,8 +216,8 @@ async fn observers_stop_when_the_pool_is_dropped_and_bad_configs_fail() {
         "timeouts without a runtime: deadpool's build error"
     );
     let pool = InstrumentedPool::builder(&config(3, None))
-        .runtime(Runtime::Tokio1)
-        .pool_name("short-lived")
+        .with_runtime(Runtime::Tokio1)
+        .with_pool_name("short-lived")
         .build(&redis)
         .expect("pool");
     let attr = [kv("db.client.connection.pool.name", "short-lived")];

@@ -826,8 +826,9 @@ async fn redis_connection_killed_during_load() {
     }
     let prefix = format!("reliability:faults:{}:{}", std::process::id(), ids[0]);
     let keys = |side: &str| (format!("{prefix}:{side}:empty"), format!("{prefix}:{side}:n"));
-    let inst_conn =
-        RedisInstrumentation::new(t.instrumentation()).connection(inst_manager, client.get_connection_info());
+    let inst_conn = RedisInstrumentation::new()
+        .with_instrumentation(t.instrumentation())
+        .connection(inst_manager, client.get_connection_info());
     let n = min_ops();
     let clock = Arc::new(FaultClock::default());
     let (inst, bare) = (Side::instrumented(&t), Side::bare());
@@ -1232,7 +1233,9 @@ async fn rabbitmq_connection_closed_by_broker_during_load() {
         amqp::find(&closer, &names[0]).await,
         amqp::find(&closer, &names[1]).await,
     ];
-    let rabbitmq = RabbitMq::new(t.instrumentation()).with_server_from_uri(&amqp::url());
+    let rabbitmq = RabbitMq::new()
+        .with_instrumentation(t.instrumentation())
+        .with_server_from_uri(&amqp::url());
     let n = min_ops();
     let clock = Arc::new(FaultClock::default());
     let (inst, bare) = (Side::instrumented(&t), Side::bare());
@@ -1346,11 +1349,13 @@ async fn kafka_broker_down_during_load() {
         .set("reconnect.backoff.ms", "50")
         .set("reconnect.backoff.max.ms", "200")
         .set("statistics.interval.ms", "100");
-    let stats = KafkaStats::new(t.instrumentation());
+    let stats = KafkaStats::new().with_instrumentation(t.instrumentation());
     let inst_producer: FutureProducer<KafkaStatsContext> =
         config.create_with_context(stats.context()).expect("producer");
     let bare_producer: FutureProducer = config.create().expect("producer");
-    let kafka = Kafka::from_client_config(t.instrumentation(), &config);
+    let kafka = Kafka::new()
+        .with_instrumentation(t.instrumentation())
+        .with_client_config(&config);
     let failure = |err: &rdkafka::error::KafkaError| Failure {
         kind: match err {
             rdkafka::error::KafkaError::MessageProduction(code) => format!("MessageProduction({code:?})"),

@@ -103,7 +103,7 @@ async fn run_phase(name: &'static str, port: u16, n: usize) -> Phase {
         .build()
         .expect("SDK");
     let inst: Instrumentation = guard.instrumentation();
-    let addr = serve_axum(items_router().layer(HttpServerLayer::with_instrumentation(inst))).await;
+    let addr = serve_axum(items_router().layer(HttpServerLayer::new().with_instrumentation(inst))).await;
     // Warm-up: the first tenth of the load; RSS after it is the baseline of this phase.
     drive(addr, n / 10).await;
     let rss_after_warmup = rss_kib();

@@ -100,7 +100,7 @@ async fn soak_axum_every_span_ends_and_active_requests_returns_to_zero() {
     let exporter = CountingExporter::default();
     let provider = counting_provider(exporter.clone());
     let inst = t.instrumentation().with_tracer_provider(provider.clone());
-    let addr = serve_axum(items_router().layer(HttpServerLayer::with_instrumentation(inst))).await;
+    let addr = serve_axum(items_router().layer(HttpServerLayer::new().with_instrumentation(inst))).await;
     let (rss_warm, rss_end) = drive_measuring_rss("axum soak", addr, n).await;
 
     provider.force_flush().expect("flush");
@@ -140,7 +140,8 @@ fn soak_actix_every_span_ends_and_active_requests_returns_to_zero() {
     let t = TestTelemetry::new();
     let exporter = CountingExporter::default();
     let provider = counting_provider(exporter.clone());
-    let mw = HttpServerMiddleware::with_instrumentation(t.instrumentation().with_tracer_provider(provider.clone()));
+    let mw =
+        HttpServerMiddleware::new().with_instrumentation(t.instrumentation().with_tracer_provider(provider.clone()));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().unwrap();
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();
@@ -218,7 +219,7 @@ async fn cancellation_storm_leaves_no_span_open_and_no_gauge_drift() {
                 "late"
             }),
         )
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()))
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()))
         // Outermost: counts the requests the server actually dispatched. A client that goes away
         // before the server reads its request (possible when the machine is busy) never becomes
         // a request, so spans are compared with this count, not with the number of clients.

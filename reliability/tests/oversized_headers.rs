@@ -226,7 +226,7 @@ async fn serve(t: &TestTelemetry) -> SocketAddr {
                 )
             }),
         )
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()));
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -118,7 +118,9 @@ async fn redis_connection(
                  (or set REDIS_URL to a reachable server)"
             )
         });
-    otelrs_redis::RedisInstrumentation::new(t.instrumentation()).connection(conn, client.get_connection_info())
+    otelrs_redis::RedisInstrumentation::new()
+        .with_instrumentation(t.instrumentation())
+        .connection(conn, client.get_connection_info())
 }
 
 /// Commands carrying secrets as values, passwords of AUTH / HELLO / ACL SETUSER, script
@@ -211,12 +213,12 @@ async fn http_semconv_sensitive_query_and_userinfo_never_exported() {
     let t = TestTelemetry::new();
     let app = Router::new()
         .route("/login", get(|| async { "ok" }))
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()));
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()));
     let addr = serve_axum(app).await;
     let query = format!("sig={TOKEN}&Signature={PASSWORD}&X-Amz-Credential={EMAIL}&X-Amz-Security-Token={CARD}");
     // reqwest moves `user:pass@` into an Authorization header; hyper sends the URI as given.
     let reqwest_client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(HttpClientMiddleware::with_instrumentation(t.instrumentation()))
+        .with(HttpClientMiddleware::new().with_instrumentation(t.instrumentation()))
         .build();
     let url = format!("http://{EMAIL}:{PASSWORD}@{addr}/login?{query}");
     let resp = reqwest_client.get(&url).send().await.expect("reqwest request");
@@ -224,7 +226,7 @@ async fn http_semconv_sensitive_query_and_userinfo_never_exported() {
     assert_eq!(resp.text().await.unwrap(), "ok");
 
     let hyper_client = tower::ServiceBuilder::new()
-        .layer(HttpClientLayer::with_instrumentation(t.instrumentation()))
+        .layer(HttpClientLayer::new().with_instrumentation(t.instrumentation()))
         .service(
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<Full<Bytes>>(),
@@ -251,10 +253,10 @@ async fn http_common_secret_query_keys_never_exported() {
     let t = TestTelemetry::new();
     let app = Router::new()
         .route("/login", get(|| async { "ok" }))
-        .layer(HttpServerLayer::with_instrumentation(t.instrumentation()));
+        .layer(HttpServerLayer::new().with_instrumentation(t.instrumentation()));
     let addr = serve_axum(app).await;
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(HttpClientMiddleware::with_instrumentation(t.instrumentation()))
+        .with(HttpClientMiddleware::new().with_instrumentation(t.instrumentation()))
         .build();
     let url =
         format!("http://{addr}/login?email={EMAIL}&password={PASSWORD}&token={TOKEN}&access_token={TOKEN}&card={CARD}");
@@ -273,7 +275,7 @@ fn actix_server_secrets_never_exported() {
     use otelrs_http::HttpServerMiddleware;
 
     let t = TestTelemetry::new();
-    let mw = HttpServerMiddleware::with_instrumentation(t.instrumentation());
+    let mw = HttpServerMiddleware::new().with_instrumentation(t.instrumentation());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     let (handle_tx, handle_rx) = std::sync::mpsc::channel();

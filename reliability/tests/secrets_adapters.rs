@@ -496,7 +496,9 @@ async fn rabbitmq_secrets_never_exported() {
     ch.queue_declare(&queue, QueueDeclareOptions::default(), FieldTable::default())
         .await
         .expect("queue_declare");
-    let rmq = otelrs_mq::rabbitmq::RabbitMq::new(t.instrumentation()).with_server_from_uri(&url);
+    let rmq = otelrs_mq::rabbitmq::RabbitMq::new()
+        .with_instrumentation(t.instrumentation())
+        .with_server_from_uri(&url);
     let traced = rmq.channel(ch.clone());
 
     let payloads = [
@@ -578,7 +580,7 @@ async fn nats_secrets_never_exported() {
         .await
         .unwrap_or_else(|_| unreachable_service(&url, "nats", "NATS_URL", "no connection within 5 s"))
         .unwrap_or_else(|e| unreachable_service(&url, "nats", "NATS_URL", e));
-    let nats = otelrs_mq::nats::Nats::new(t.instrumentation());
+    let nats = otelrs_mq::nats::Nats::new().with_instrumentation(t.instrumentation());
     let subject = unique("reliability-secrets");
     let mut sub = client.subscribe(subject.clone()).await.expect("subscribe");
     client.flush().await.expect("flush");
@@ -641,7 +643,9 @@ async fn kafka_round_trip(t: &TestTelemetry, records: &[(&str, String)]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
     let (_cluster, bootstrap, topic) = kafka_cluster();
-    let producer_kafka = otelrs_mq::kafka::Kafka::new(t.instrumentation()).with_bootstrap_servers(&bootstrap);
+    let producer_kafka = otelrs_mq::kafka::Kafka::new()
+        .with_instrumentation(t.instrumentation())
+        .with_bootstrap_servers(&bootstrap);
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("message.timeout.ms", "5000")
@@ -679,7 +683,9 @@ async fn kafka_round_trip(t: &TestTelemetry, records: &[(&str, String)]) {
         .set("group.id", unique("reliability-group"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false");
-    let kafka = otelrs_mq::kafka::Kafka::from_client_config(t.instrumentation(), &config);
+    let kafka = otelrs_mq::kafka::Kafka::new()
+        .with_instrumentation(t.instrumentation())
+        .with_client_config(&config);
     let consumer: StreamConsumer = config.create().expect("consumer");
     consumer.subscribe(&[&topic]).expect("subscribe");
     let mut stream = consumer.stream();

@@ -216,7 +216,7 @@ fn main() {
         rt.block_on(redis::cmd("SET").arg(key).arg("value").exec_async(&mut bare))
             .expect("SET");
         let cmd = redis::cmd("GET").arg(key).clone();
-        let redis = RedisInstrumentation::new(sdk.instrumentation());
+        let redis = RedisInstrumentation::new().with_instrumentation(sdk.instrumentation());
         let mut otel = redis.connection(bare.clone(), client.get_connection_info());
         let mut bare_s = Samples::new("redis (bare)");
         let mut otel_s = Samples::new("otelrs-redis");

@@ -40,7 +40,7 @@ fn main() {
     match variant.as_str() {
         "bare" => run(&mut bare),
         "otelrs-redis" => {
-            let redis = RedisInstrumentation::new(sdk.instrumentation());
+            let redis = RedisInstrumentation::new().with_instrumentation(sdk.instrumentation());
             let mut conn = redis.connection(bare.clone(), client.get_connection_info());
             run(&mut conn)
         }

@@ -108,12 +108,12 @@ async fn main() {
         .with_propagator(W3cPropagator::default());
 
     let client: TracedClient = ServiceBuilder::new()
-        .layer(HttpClientLayer::with_instrumentation(instrumentation.clone()))
+        .layer(HttpClientLayer::new().with_instrumentation(instrumentation.clone()))
         .service(Client::builder(TokioExecutor::new()).build_http());
     let app = Router::new()
         .route("/test", post(test_endpoint))
         .with_state(client)
-        .layer(HttpServerLayer::with_instrumentation(instrumentation));
+        .layer(HttpServerLayer::new().with_instrumentation(instrumentation));
 
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let listener = match tokio::net::TcpListener::bind(addr).await {

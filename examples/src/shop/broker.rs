@@ -243,7 +243,9 @@ impl Broker {
                     .set("message.timeout.ms", "5000");
                 let producer: FutureProducer = config.create()?;
                 Ok(Publisher::Kafka {
-                    kafka: Kafka::from_client_config(instrumentation, &config),
+                    kafka: Kafka::new()
+                        .with_instrumentation(instrumentation)
+                        .with_client_config(&config),
                     producer,
                 })
             }
@@ -251,13 +253,17 @@ impl Broker {
                 let channel = orders.create_channel().await?;
                 // Publish spans end when the broker confirms.
                 channel.confirm_select(ConfirmSelectOptions::default()).await?;
-                let rabbitmq = RabbitMq::new(instrumentation).with_server_from_uri(url);
+                let rabbitmq = RabbitMq::new()
+                    .with_instrumentation(instrumentation)
+                    .with_server_from_uri(url);
                 Ok(Publisher::RabbitMq {
                     channel: rabbitmq.channel(channel),
                 })
             }
             Conn::Nats { server, orders, .. } => Ok(Publisher::Nats {
-                nats: Nats::new(instrumentation).with_server(server.0.clone(), server.1),
+                nats: Nats::new()
+                    .with_instrumentation(instrumentation)
+                    .with_server(server.0.clone(), server.1),
                 client: orders.clone(),
             }),
         }
@@ -288,7 +294,9 @@ impl Broker {
                 let mut assignment = TopicPartitionList::new();
                 assignment.add_partition_offset(&destination, 0, Offset::Beginning)?;
                 consumer.assign(&assignment)?;
-                let kafka = Kafka::from_client_config(instrumentation, &config)
+                let kafka = Kafka::new()
+                    .with_instrumentation(instrumentation)
+                    .with_client_config(&config)
                     .with_process_parent(ProcessParent::CreationContext);
                 Ok(tokio::spawn(notifier::run_kafka(kafka, consumer, store)))
             }
@@ -312,7 +320,8 @@ impl Broker {
                         FieldTable::default(),
                     )
                     .await?;
-                let rabbitmq = RabbitMq::new(instrumentation)
+                let rabbitmq = RabbitMq::new()
+                    .with_instrumentation(instrumentation)
                     .with_server_from_uri(url)
                     .with_process_parent(ProcessParent::CreationContext);
                 Ok(tokio::spawn(notifier::run_rabbitmq(rabbitmq.consumer(consumer), store)))
@@ -321,7 +330,8 @@ impl Broker {
                 let subscriber = notifier.subscribe(destination).await?;
                 // The server has the subscription before anything is published.
                 notifier.flush().await?;
-                let nats = Nats::new(instrumentation)
+                let nats = Nats::new()
+                    .with_instrumentation(instrumentation)
                     .with_server(server.0.clone(), server.1)
                     .with_process_parent(ProcessParent::CreationContext);
                 Ok(tokio::spawn(notifier::run_nats(nats, subscriber, store)))

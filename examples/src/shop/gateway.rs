@@ -143,7 +143,7 @@ impl GatewayService {
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let users = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-            .with(HttpClientMiddleware::with_instrumentation(instrumentation.clone()))
+            .with(HttpClientMiddleware::new().with_instrumentation(instrumentation.clone()))
             .build();
         let endpoint = Endpoint::from_shared(format!("http://{orders_addr}"))?;
         let channel = endpoint.connect_lazy();
@@ -166,7 +166,7 @@ impl GatewayService {
             .route("/users/{id}", get(get_user))
             .route("/orders", post(place_order))
             .with_state(state)
-            .layer(HttpServerLayer::with_instrumentation(instrumentation));
+            .layer(HttpServerLayer::new().with_instrumentation(instrumentation));
         // Added after the layer: scrapes are not traced.
         if let Some(metrics) = metrics {
             app = app.route_service("/metrics", metrics);

@@ -27,10 +27,10 @@ pub async fn connect_cache(
     url: &str,
     instrumentation: Instrumentation,
 ) -> Result<otelrs_redis::InstrumentedPool, String> {
-    let telemetry = otelrs_redis::RedisInstrumentation::builder(instrumentation)
+    let telemetry = otelrs_redis::RedisInstrumentation::new()
+        .with_instrumentation(instrumentation)
         // The reachability probe is not part of any request.
-        .filter(|operation| operation != "PING")
-        .build();
+        .with_filter(otelrs_redis::Filter::new(|operation: &str| operation != "PING"));
     let mut config = deadpool_redis::Config::from_url(url);
     config.pool = Some(deadpool_redis::PoolConfig {
         timeouts: deadpool_redis::Timeouts {
@@ -41,7 +41,7 @@ pub async fn connect_cache(
         ..deadpool_redis::PoolConfig::default()
     });
     let pool = otelrs_redis::InstrumentedPool::builder(&config)
-        .runtime(deadpool_redis::Runtime::Tokio1)
+        .with_runtime(deadpool_redis::Runtime::Tokio1)
         .build(&telemetry)
         .map_err(|e| e.to_string())?;
     let mut conn = pool.get().await.map_err(|e| e.to_string())?;
@@ -82,7 +82,7 @@ impl UsersService {
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(state.clone())
-                        .wrap(HttpServerMiddleware::with_instrumentation(instrumentation.clone()))
+                        .wrap(HttpServerMiddleware::new().with_instrumentation(instrumentation.clone()))
                         .route("/users", web::post().to(create_user))
                         .route("/users/{id}", web::get().to(get_user))
                 })

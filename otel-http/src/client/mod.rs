@@ -141,18 +141,8 @@ impl Default for HttpClientLayer {
 impl HttpClientLayer {
     /// A layer using the global tracer provider, meter provider and propagator.
     pub fn new() -> Self {
-        Self::with_instrumentation(Instrumentation::new())
-    }
-
-    /// A layer using the providers and propagator of `instrumentation`.
-    pub fn with_instrumentation(instrumentation: Instrumentation) -> Self {
-        let (tracer, meter) = instrumentation.tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        let duration = instruments::duration_histogram(
-            &meter,
-            HTTP_CLIENT_REQUEST_DURATION,
-            "Duration of HTTP client requests.",
-            &instruments::DURATION_BUCKETS,
-        );
+        let instrumentation = Instrumentation::new();
+        let (tracer, duration) = instruments_of(&instrumentation);
         Self {
             shared: Arc::new(Shared {
                 instrumentation,
@@ -163,12 +153,35 @@ impl HttpClientLayer {
         }
     }
 
+    /// Uses the providers and propagator of `instrumentation` (globals for what it does not
+    /// set) instead of the globals; the other options are kept.
+    pub fn with_instrumentation(mut self, instrumentation: Instrumentation) -> Self {
+        let (tracer, duration) = instruments_of(&instrumentation);
+        let shared = Arc::make_mut(&mut self.shared);
+        shared.instrumentation = instrumentation;
+        shared.tracer = tracer;
+        shared.duration = duration;
+        self
+    }
+
     /// Replaces the known methods (default: `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` or the
     /// semconv list).
     pub fn with_known_methods(mut self, methods: KnownMethods) -> Self {
         Arc::make_mut(&mut self.shared).known_methods = methods;
         self
     }
+}
+
+/// The tracer and `http.client.request.duration` of one layer, created once.
+fn instruments_of(instrumentation: &Instrumentation) -> (Tracer, Histogram<f64>) {
+    let (tracer, meter) = instrumentation.tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+    let duration = instruments::duration_histogram(
+        &meter,
+        HTTP_CLIENT_REQUEST_DURATION,
+        "Duration of HTTP client requests.",
+        &instruments::DURATION_BUCKETS,
+    );
+    (tracer, duration)
 }
 
 impl<S> Layer<S> for HttpClientLayer {

@@ -115,6 +115,57 @@ pub(crate) struct Shared {
 /// How many distinct routes and span names are interned per layer.
 const INTERN_CAPACITY: usize = 1024;
 
+impl Shared {
+    /// The tracer and instruments of `instrumentation`, with default options.
+    fn new(instrumentation: Instrumentation) -> Self {
+        let (tracer, meter) = instrumentation.tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+        let duration = instruments::duration_histogram(
+            &meter,
+            HTTP_SERVER_REQUEST_DURATION,
+            "Duration of HTTP server requests.",
+            &instruments::DURATION_BUCKETS,
+        );
+        let active = instruments::up_down_counter(
+            &meter,
+            HTTP_SERVER_ACTIVE_REQUESTS,
+            "{request}",
+            "Number of active HTTP server requests.",
+        );
+        let response_body_size = instruments::size_histogram(
+            &meter,
+            HTTP_SERVER_RESPONSE_BODY_SIZE,
+            "Size of HTTP server response bodies.",
+        );
+        let request_body_size = instruments::size_histogram(
+            &meter,
+            HTTP_SERVER_REQUEST_BODY_SIZE,
+            "Size of HTTP server request bodies.",
+        );
+        // Bound instruments per attribute combination skip the SDK's attribute hashing.
+        let capacity = instrumentation.bound_instrument_capacity();
+        Shared {
+            instrumentation,
+            tracer,
+            duration: Arc::new(BoundInstruments::new(duration, capacity)),
+            active: Arc::new(BoundInstruments::new(active, capacity)),
+            response_body_size: Arc::new(BoundInstruments::new(response_body_size, capacity)),
+            request_body_size: Arc::new(BoundInstruments::new(request_body_size, capacity)),
+            known_methods: KnownMethods::from_env(),
+            filter: None,
+            span_name: None,
+            public_endpoint: false,
+            request_headers: HeaderCapture::default(),
+            response_headers: HeaderCapture::default(),
+            server_address_on_metrics: false,
+            record_response_body_size: false,
+            record_request_body_size: false,
+            route_handle: false,
+            names: Arc::new(Interner::new(INTERN_CAPACITY)),
+            values: Arc::new(Interner::new(INTERN_CAPACITY)),
+        }
+    }
+}
+
 /// Instruments an HTTP server: spans, metrics and context propagation per semantic conventions
 /// 1.42. See the [module docs](self) for the behaviour and the `error.type` values.
 ///
@@ -161,59 +212,24 @@ impl Default for HttpServerLayer {
 impl HttpServerLayer {
     /// A layer using the global tracer provider, meter provider and propagator.
     pub fn new() -> Self {
-        Self::with_instrumentation(Instrumentation::new())
+        Self {
+            shared: Arc::new(Shared::new(Instrumentation::new())),
+        }
     }
 
-    /// A layer using the providers and propagator of `instrumentation` (globals for what it does
-    /// not set).
-    pub fn with_instrumentation(instrumentation: Instrumentation) -> Self {
-        let (tracer, meter) = instrumentation.tracer_and_meter(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
-        let duration = instruments::duration_histogram(
-            &meter,
-            HTTP_SERVER_REQUEST_DURATION,
-            "Duration of HTTP server requests.",
-            &instruments::DURATION_BUCKETS,
-        );
-        let active = instruments::up_down_counter(
-            &meter,
-            HTTP_SERVER_ACTIVE_REQUESTS,
-            "{request}",
-            "Number of active HTTP server requests.",
-        );
-        let response_body_size = instruments::size_histogram(
-            &meter,
-            HTTP_SERVER_RESPONSE_BODY_SIZE,
-            "Size of HTTP server response bodies.",
-        );
-        let request_body_size = instruments::size_histogram(
-            &meter,
-            HTTP_SERVER_REQUEST_BODY_SIZE,
-            "Size of HTTP server request bodies.",
-        );
-        // Bound instruments per attribute combination skip the SDK's attribute hashing.
-        let capacity = instrumentation.bound_instrument_capacity();
-        Self {
-            shared: Arc::new(Shared {
-                instrumentation,
-                tracer,
-                duration: Arc::new(BoundInstruments::new(duration, capacity)),
-                active: Arc::new(BoundInstruments::new(active, capacity)),
-                response_body_size: Arc::new(BoundInstruments::new(response_body_size, capacity)),
-                request_body_size: Arc::new(BoundInstruments::new(request_body_size, capacity)),
-                known_methods: KnownMethods::from_env(),
-                filter: None,
-                span_name: None,
-                public_endpoint: false,
-                request_headers: HeaderCapture::default(),
-                response_headers: HeaderCapture::default(),
-                server_address_on_metrics: false,
-                record_response_body_size: false,
-                record_request_body_size: false,
-                route_handle: false,
-                names: Arc::new(Interner::new(INTERN_CAPACITY)),
-                values: Arc::new(Interner::new(INTERN_CAPACITY)),
-            }),
-        }
+    /// Uses the providers and propagator of `instrumentation` (globals for what it does not
+    /// set) instead of the globals. Creates the tracer and instruments again; the other options
+    /// are kept.
+    pub fn with_instrumentation(mut self, instrumentation: Instrumentation) -> Self {
+        let fresh = Shared::new(instrumentation);
+        let shared = self.shared_mut();
+        shared.instrumentation = fresh.instrumentation;
+        shared.tracer = fresh.tracer;
+        shared.duration = fresh.duration;
+        shared.active = fresh.active;
+        shared.response_body_size = fresh.response_body_size;
+        shared.request_body_size = fresh.request_body_size;
+        self
     }
 
     fn shared_mut(&mut self) -> &mut Shared {
