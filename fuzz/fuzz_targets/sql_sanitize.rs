@@ -8,9 +8,10 @@
 //!   `max_len` bytes (the cap has no marker: the text is just cut) and, capped, a prefix of the
 //!   uncapped text; the summary is at most `MAX_SUMMARY_LEN`; with comments dropped the text never
 //!   grows beyond the input. Then the input is embedded as the body of a string literal, a block
-//!   comment and (PostgreSQL) a dollar-quoted string behind a marker, escaped as the dialect
-//!   requires: the marker never appears, and a string literal sanitizes to exactly
-//!   `SELECT * FROM t WHERE a = ?`.
+//!   comment, a dollar-quoted string (every dialect), a string written for MySQL's
+//!   `NO_BACKSLASH_ESCAPES` (MySQL and generic) and SQLite double-quoted strings in expression
+//!   positions, behind a marker, escaped as the dialect requires: the marker never appears, and
+//!   a string literal sanitizes to exactly `SELECT * FROM t WHERE a = ?`.
 //! * **structured** (first byte >= 0x80): the rest drives `arbitrary::Unstructured` to build a
 //!   statement of keywords and identifiers (no digits, no marker characters) mixed with string
 //!   literals of every form (standard, MySQL backslash and double-quoted, `E''`, `N''`, `X''`,
@@ -106,11 +107,39 @@ fn embedded(sql: &str, d: Dialect) {
         let a = analyze(&c, &options);
         assert!(!a.sanitized.contains(MARKER), "{d:?}: {c:?} -> {:?}", a.sanitized);
     }
-    // A dollar-quoted body.
-    if matches!(d, Dialect::PostgreSql | Dialect::Generic) && format!("{body}$q$").find("$q$") == Some(body.len()) {
+    // A dollar-quoted body: a literal in PostgreSQL, hidden in every dialect (elsewhere together
+    // with whatever the server's reading of the body covers, so only the marker is checked).
+    if format!("{body}$q$").find("$q$") == Some(body.len()) {
         let c = format!("SELECT $q${body}$q$ FROM t");
         let a = analyze(&c, &options);
-        assert_eq!(a.sanitized, "SELECT ? FROM t", "{d:?}: {c:?}");
+        if matches!(d, Dialect::PostgreSql) {
+            assert_eq!(a.sanitized, "SELECT ? FROM t", "{d:?}: {c:?}");
+        }
+        assert!(!a.sanitized.contains(MARKER), "{d:?}: {c:?} -> {:?}", a.sanitized);
+        assert!(!a.summary.contains(MARKER));
+        assert!(!a.has_placeholders, "{d:?}: {c:?}");
+    }
+    // A string written for NO_BACKSLASH_ESCAPES (quotes doubled, backslashes as they are), which
+    // MySQL/MariaDB and unknown SQL may read either way.
+    if matches!(d, Dialect::MySql | Dialect::Generic) {
+        let c = format!("SELECT * FROM t WHERE a = '{}' AND b = 1", body.replace('\'', "''"));
+        let a = analyze(&c, &options);
+        assert!(!a.sanitized.contains(MARKER), "{d:?}: {c:?} -> {:?}", a.sanitized);
+        assert!(!a.summary.contains(MARKER));
+    }
+    // A SQLite double-quoted string in expression positions.
+    if d == Dialect::Sqlite {
+        let q = format!("\"{}\"", body.replace('"', "\"\""));
+        for c in [
+            format!("SELECT a FROM t JOIN u ON {q} = u.b"),
+            format!("SELECT CASE WHEN a = {q} THEN f({q}) END FROM t GROUP BY a HAVING b > {q}"),
+            format!("UPDATE t SET a = {q} WHERE b IS DISTINCT FROM {q}"),
+            format!("INSERT INTO t VALUES ({q}, {q})"),
+        ] {
+            let a = analyze(&c, &options);
+            assert!(!a.sanitized.contains(MARKER), "{d:?}: {c:?} -> {:?}", a.sanitized);
+            assert!(!a.summary.contains(MARKER));
+        }
     }
 }
 
@@ -281,14 +310,13 @@ fn string_literal(u: &mut Unstructured, d: Dialect) -> Result<String> {
         4 => format!("N'{doubled}'"),
         // MySQL double-quoted strings.
         5 if d == Dialect::MySql => format!("\"{}\"", c.replace('\\', "\\\\").replace('"', "\"\"")),
-        // Dollar-quoted bodies (PostgreSQL and generic SQL).
-        5 | 6 if matches!(d, Dialect::PostgreSql | Dialect::Generic) => {
+        // Dollar-quoted bodies (a literal in PostgreSQL, hidden in every dialect).
+        5 | 6 => {
             let tag = *u.choose(&["", "q", "body", "_t", "Fn"])?;
             let delim = format!("${tag}$");
             let body = if c.contains(&delim) { c.replace('$', "") } else { c };
             format!("{delim}{body}{delim}")
         }
-        5 | 6 => format!("'{doubled}'"),
         // Hex and bit strings: digits only, caught by the no-digit rule.
         _ => {
             if u.arbitrary()? {

@@ -8,16 +8,45 @@
 //! | --- | --- |
 //! | strings | `'it''s'`, MySQL `'it\'s'` and `"double"`, PostgreSQL `E'a\'b'` |
 //! | prefixed strings | `X'ff'`, `B'0101'`, `N'text'`, `E'..'` |
-//! | dollar-quoted bodies (PostgreSQL) | `$$body$$`, `$tag$body$tag$` |
+//! | dollar-quoted bodies (every dialect) | `$$body$$`, `$tag$body$tag$` |
+//! | SQLite double-quoted tokens outside name positions | `WHERE a = "x"`, `ON "x" = b` |
 //! | numbers | `42`, `-1.5e10` (the sign stays), `.5`, `0x1F`, `0b101`, `1_000` |
 //! | booleans | `TRUE`, `false` |
 //!
-//! Identifiers are kept: PostgreSQL and SQLite `"quoted"` identifiers, MySQL and SQLite
-//! `` `backticked` `` ones, SQLite `[bracketed]` ones. Placeholders are kept (`$1`, `?`, `?1`,
-//! `:name`, `@name`, per dialect). `IN (1, 2, 3)` becomes `IN (?)`. Comments (`-- ..`, `/* .. */`,
-//! nested in PostgreSQL, MySQL `# ..`) are dropped unless [`SanitizeOptions::keep_comments`] is
-//! set, in which case they are copied verbatim (so only keep them when they never contain data,
-//! e.g. sqlcommenter tags). Unterminated literals and comments run to the end of the input.
+//! Identifiers are kept: PostgreSQL `"quoted"` identifiers, MySQL and SQLite `` `backticked` ``
+//! ones, SQLite `[bracketed]` ones, and SQLite `"quoted"` ones where only a name can stand (see
+//! below). Placeholders are kept (`$1`, `?`, `?1`, `:name`, `@name`, per dialect).
+//! `IN (1, 2, 3)` becomes `IN (?)`. Comments (`-- ..`, `/* .. */`, nested in PostgreSQL, MySQL
+//! `# ..` and `-- ` followed by whitespace) are dropped unless [`SanitizeOptions::keep_comments`]
+//! is set, in which case they are copied verbatim (so only keep them when they never contain
+//! data, e.g. sqlcommenter tags). Unterminated literals and comments run to the end of the input.
+//!
+//! ## Text a server may read in more than one way
+//!
+//! The sanitizer cannot see the server's settings, so where they change what is a literal it
+//! hides everything any of the readings could hold:
+//!
+//! * **SQLite double-quoted strings.** SQLite runs `"..."` as a string when no column of that name
+//!   exists (the "double-quoted string literal" misfeature, on in sqlx's bundled build). A
+//!   double-quoted token is kept only where nothing but a name can stand: after `FROM` (not
+//!   `IS [NOT] DISTINCT FROM`), `JOIN`, `INTO`, `UPDATE`, `TABLE`, `INDEX`, `VIEW`, `TRIGGER`,
+//!   `AS`, `EXISTS`, `SET`, `COLUMN` or a `.`, or before a `.` or `(`. In every expression
+//!   (`ON`, `WHERE`, `HAVING`, `CASE`, function arguments, `SET a = "x"`, `VALUES`, select and
+//!   column lists) it becomes `?`. What you give up: double-quoted column names in select
+//!   lists, conditions and `INSERT` column lists show as `?` (write them unquoted or qualified,
+//!   `"t"."c"`, to keep them).
+//! * **Backslashes in MySQL/MariaDB strings** (and in unknown SQL). With `NO_BACKSLASH_ESCAPES`
+//!   a backslash is an ordinary character, without it an escape, so `'a\', 'b'` is one literal
+//!   or two. When a string holds a backslash, both readings are followed from its opening quote
+//!   until they agree again (both outside any string, quoted name and comment), and that whole
+//!   span becomes one `?`. Literals without a backslash are unaffected. What you give up: after
+//!   an escaped quote (`'it\'s'`) the text up to where the readings meet, often the rest of the
+//!   statement, is hidden, and so is its summary.
+//! * **Dollar-quoted text in every dialect.** `$tag$...$tag$` is a literal in PostgreSQL and
+//!   hidden there; MySQL and SQLite read the same characters as names or placeholders, but the
+//!   body is as likely to be data, so it is hidden in every dialect, and (as for backslashes)
+//!   together with whatever a string or comment opened inside it would cover in the server's
+//!   reading. It is never taken for a placeholder (which would record the text as written).
 //!
 //! ```
 //! use otelrs_sql::sanitize::{analyze, Dialect, SanitizeOptions};
@@ -39,13 +68,16 @@ pub enum Dialect {
     /// PostgreSQL: `"identifiers"`, `'strings'` with `''` escapes, `E'..'` with backslash
     /// escapes, `$tag$..$tag$` bodies, nested block comments, `$1` placeholders.
     PostgreSql,
-    /// MySQL and MariaDB: `` `identifiers` ``, `'strings'` and `"strings"` with backslash and
-    /// doubled-quote escapes, `#` comments, `?` placeholders.
+    /// MySQL and MariaDB: `` `identifiers` ``, `'strings'` and `"strings"` with doubled-quote
+    /// escapes and backslash escapes (or none, with `NO_BACKSLASH_ESCAPES`: both readings are
+    /// hidden), `#` and `-- ` comments, `?` placeholders.
     MySql,
-    /// SQLite: `"identifiers"`, `` `identifiers` `` and `[identifiers]`, `'strings'` with `''`
-    /// escapes, `?`, `?NNN`, `:name`, `@name` and `$name` placeholders.
+    /// SQLite: `` `identifiers` `` and `[identifiers]`, `"identifiers"` where only a name can
+    /// stand (else `"strings"`), `'strings'` with `''` escapes, `?`, `?NNN`, `:name`, `@name` and
+    /// `$name` placeholders.
     Sqlite,
-    /// Unknown SQL: like PostgreSQL quoting, every placeholder form of every dialect.
+    /// Unknown SQL: like PostgreSQL quoting (but a backslash in a plain string may be an
+    /// escape, so both readings are hidden), every placeholder form of every dialect.
     Generic,
 }
 
@@ -352,6 +384,109 @@ fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
 
+/// Keywords after which a SQLite double-quoted token can only be a name (`FROM "t"`,
+/// `INSERT INTO "t"`, `UPDATE "t" SET "c" = ..`, `CREATE INDEX "i"`, `AS "alias"`,
+/// `IF NOT EXISTS "t"`, `ADD COLUMN "c"`).
+const SQLITE_NAME_KEYWORDS: [&[u8]; 12] = [
+    b"from", b"join", b"into", b"update", b"table", b"index", b"view", b"trigger", b"as", b"exists", b"set", b"column",
+];
+
+/// One way a server may read the text: whether a backslash escapes the next byte in plain
+/// strings, and whether `$tag$..$tag$` is a literal.
+#[derive(Clone, Copy, Debug)]
+struct Reading {
+    backslash: bool,
+    dollar: bool,
+}
+
+/// The end of the word starting at `at` (word bytes and `$`).
+fn word_end(bytes: &[u8], at: usize) -> usize {
+    let mut i = at;
+    while bytes.get(i).is_some_and(|&c| is_word_byte(c) || c == b'$') {
+        i += 1;
+    }
+    i
+}
+
+/// The end of a line comment starting at `at`: the line break (not consumed) or the end.
+fn line_end(bytes: &[u8], at: usize) -> usize {
+    bytes
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&c| c == b'\n'))
+        .map_or(bytes.len(), |i| at + i)
+}
+
+/// The end of a block comment opening at `at` (`/*`), nested when `nested`; the end of the
+/// input when unterminated.
+fn block_comment_end(bytes: &[u8], at: usize, nested: bool) -> usize {
+    let mut i = at + 2;
+    let mut depth = 1usize;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1)) {
+            (b'*', Some(b'/')) => {
+                i += 2;
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            (b'/', Some(b'*')) if nested => {
+                i += 2;
+                depth += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The end of a literal quoted by `quote` opening at `at`: doubled quotes are escapes, and
+/// with `backslash` so is `\x`; unterminated literals run to the end. Also whether a
+/// backslash occurs in it (where the two readings of backslashes may disagree).
+fn quoted_end(bytes: &[u8], at: usize, quote: u8, backslash: bool) -> (usize, bool) {
+    let mut i = at + 1;
+    let mut saw_backslash = false;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c == b'\\' {
+            saw_backslash = true;
+            i += if backslash { 2 } else { 1 };
+        } else if c == quote {
+            if bytes.get(i + 1) == Some(&quote) {
+                i += 2;
+            } else {
+                return (i + 1, saw_backslash);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    (bytes.len(), saw_backslash)
+}
+
+/// If a dollar-quote opener `$tag$` (tag empty or a name) starts at `at`: the end of the body
+/// closed by the same `$tag$`, or the end of the input when it is never closed.
+fn dollar_quote_end(src: &str, at: usize) -> Option<usize> {
+    let bytes = src.as_bytes();
+    let rest = bytes.get(at + 1..)?;
+    let tag_len = if rest.first().is_some_and(|&c| is_word_start(c)) {
+        rest.iter().take_while(|&&c| is_word_byte(c)).count()
+    } else {
+        0
+    };
+    if rest.get(tag_len) != Some(&b'$') {
+        return None;
+    }
+    // The opener is ASCII `$`, word bytes (whole UTF-8 sequences) and `$`: char boundaries.
+    let delim = src.get(at..at + tag_len + 2)?;
+    let body_start = at + tag_len + 2;
+    Some(
+        src.get(body_start..)
+            .and_then(|body| body.find(delim))
+            .map_or(bytes.len(), |i| body_start + i + delim.len()),
+    )
+}
+
 impl Lexer<'_> {
     #[inline]
     fn peek(&self, offset: usize) -> Option<u8> {
@@ -368,17 +503,23 @@ impl Lexer<'_> {
                 }
                 Kind::Whitespace
             }
-            b'-' if self.peek(1) == Some(b'-') => self.line_comment(),
+            // MySQL and MariaDB read `--` as a comment only before whitespace or a control
+            // character (`1--2` is `1 - -2`).
+            b'-' if self.peek(1) == Some(b'-')
+                && (self.dialect != Dialect::MySql || self.peek(2).is_none_or(|c| c <= b' ')) =>
+            {
+                self.line_comment()
+            }
             b'#' if self.dialect == Dialect::MySql => self.line_comment(),
             b'/' if self.peek(1) == Some(b'*') => self.block_comment(),
             b'\'' => {
                 let backslash = self.dialect == Dialect::MySql;
-                self.quoted(b'\'', backslash);
+                self.string(b'\'', backslash, self.backslash_ambiguous());
                 Kind::Literal
             }
             b'"' => {
                 if self.dialect == Dialect::MySql {
-                    self.quoted(b'"', true);
+                    self.string(b'"', true, true);
                     Kind::Literal
                 } else if self.dialect == Dialect::Sqlite {
                     self.sqlite_double_quoted()
@@ -429,8 +570,12 @@ impl Lexer<'_> {
                 self.pos += 1;
                 // Prefixed string literals: E'..' (backslash escapes), X'..', B'..', N'..'.
                 if self.peek(0) == Some(b'\'') && matches!(c.to_ascii_uppercase(), b'E' | b'X' | b'B' | b'N') {
-                    let backslash = c.eq_ignore_ascii_case(&b'E') || self.dialect == Dialect::MySql;
-                    self.quoted(b'\'', backslash);
+                    let e = c.eq_ignore_ascii_case(&b'E');
+                    let backslash = e || self.dialect == Dialect::MySql;
+                    // `E'..'` means backslash escapes wherever it is a prefix at all (MySQL has
+                    // no such prefix: there `E` is a name and the string is an ordinary one).
+                    let ambiguous = self.dialect == Dialect::MySql || (!e && self.backslash_ambiguous());
+                    self.string(b'\'', backslash, ambiguous);
                     Kind::Literal
                 } else {
                     self.word_tail();
@@ -452,72 +597,130 @@ impl Lexer<'_> {
     }
 
     fn word_tail(&mut self) {
-        let dollar_in_words = matches!(self.dialect, Dialect::PostgreSql | Dialect::MySql | Dialect::Generic);
-        while let Some(c) = self.peek(0) {
-            if is_word_byte(c) || (c == b'$' && dollar_in_words) {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
+        // `$` continues a word in every dialect (`a$b` is one name in PostgreSQL, MySQL and
+        // SQLite alike).
+        self.pos = word_end(self.bytes, self.pos);
     }
 
     fn line_comment(&mut self) -> Kind {
-        match self.bytes[self.pos..].iter().position(|&c| c == b'\n') {
-            Some(i) => self.pos += i,
-            None => self.pos = self.bytes.len(),
-        }
+        self.pos = line_end(self.bytes, self.pos);
         Kind::Comment
     }
 
     fn block_comment(&mut self) -> Kind {
-        self.pos += 2;
         let nested = matches!(self.dialect, Dialect::PostgreSql | Dialect::Generic);
-        let mut depth = 1usize;
-        while self.pos < self.bytes.len() {
-            match (self.bytes[self.pos], self.peek(1)) {
-                (b'*', Some(b'/')) => {
-                    self.pos += 2;
-                    depth -= 1;
-                    if depth == 0 {
-                        return Kind::Comment;
-                    }
-                }
-                (b'/', Some(b'*')) if nested => {
-                    self.pos += 2;
-                    depth += 1;
-                }
-                _ => self.pos += 1,
-            }
-        }
+        self.pos = block_comment_end(self.bytes, self.pos, nested);
         Kind::Comment
     }
 
-    /// Consumes a literal quoted by `quote` (the opening quote is at `pos`): doubled quotes are
-    /// escapes, and with `backslash` so is `\x`. Unterminated literals run to the end.
-    fn quoted(&mut self, quote: u8, backslash: bool) {
-        self.pos += 1;
-        while self.pos < self.bytes.len() {
-            let c = self.bytes[self.pos];
-            if backslash && c == b'\\' {
-                self.pos = (self.pos + 2).min(self.bytes.len());
-            } else if c == quote {
-                if self.peek(1) == Some(quote) {
-                    self.pos += 2;
-                } else {
-                    self.pos += 1;
-                    return;
-                }
-            } else {
-                self.pos += 1;
-            }
+    /// Whether a plain `'..'` string of this dialect may be read with or without backslash
+    /// escapes, depending on the server's settings: MySQL and MariaDB (`NO_BACKSLASH_ESCAPES`)
+    /// and unknown SQL. (PostgreSQL's standard strings never take them; `E'..'` always does.)
+    fn backslash_ambiguous(&self) -> bool {
+        matches!(self.dialect, Dialect::MySql | Dialect::Generic)
+    }
+
+    /// Consumes a string literal quoted by `quote` (the opening quote is at `pos`), read with
+    /// backslash escapes when `backslash`. When the literal holds a backslash and `ambiguous`
+    /// (the server may read it either way), the token is extended over every reading's span
+    /// ([`Lexer::union_end`]).
+    fn string(&mut self, quote: u8, backslash: bool, ambiguous: bool) {
+        let open = self.pos;
+        let (end, saw_backslash) = quoted_end(self.bytes, open, quote, backslash);
+        self.pos = end;
+        if ambiguous && saw_backslash {
+            self.pos = self.union_end(open);
         }
     }
 
+    /// The ways a server may read this dialect's text (the first is the lexer's own). They
+    /// differ only in backslash escapes inside plain strings and in whether `$tag$..$tag$` is
+    /// a literal: MySQL/MariaDB with and without `NO_BACKSLASH_ESCAPES` (and never dollar
+    /// quotes), SQLite (never dollar quotes), unknown SQL any of them.
+    fn readings(&self) -> &'static [Reading] {
+        const LEXER_BS: Reading = Reading {
+            backslash: true,
+            dollar: true,
+        };
+        const LEXER_STD: Reading = Reading {
+            backslash: false,
+            dollar: true,
+        };
+        const SERVER_BS: Reading = Reading {
+            backslash: true,
+            dollar: false,
+        };
+        const SERVER_STD: Reading = Reading {
+            backslash: false,
+            dollar: false,
+        };
+        match self.dialect {
+            Dialect::PostgreSql => &[LEXER_STD],
+            Dialect::MySql => &[LEXER_BS, SERVER_BS, SERVER_STD],
+            Dialect::Sqlite => &[LEXER_STD, SERVER_STD],
+            Dialect::Generic => &[LEXER_STD, LEXER_BS, SERVER_BS, SERVER_STD],
+        }
+    }
+
+    /// The end of the span that covers the construct opening at `start` under every reading of
+    /// [`Lexer::readings`]: the first position after `start` where every reading is outside
+    /// any string, quoted name and comment. Each reading is advanced from `start` token by
+    /// token; whichever is behind is moved up to the one ahead until all meet. Every step moves
+    /// a cursor forward, so this is linear in the text it covers.
+    fn union_end(&self, start: usize) -> usize {
+        let readings = self.readings();
+        let mut cursors = [start; 4];
+        let n = readings.len().min(cursors.len());
+        let mut target = start + 1;
+        loop {
+            for (cursor, reading) in cursors.iter_mut().zip(readings).take(n) {
+                while *cursor < target {
+                    *cursor = self.construct_end(*cursor, *reading).unwrap_or(*cursor + 1);
+                }
+            }
+            let max = cursors[..n].iter().copied().max().unwrap_or(target);
+            if cursors[..n].iter().all(|&c| c == max) {
+                return max.min(self.bytes.len());
+            }
+            target = max;
+        }
+    }
+
+    /// The end of the string, quoted name, comment, word or (per `reading`) dollar-quoted body
+    /// that starts at `at`, as a server reading the text as `reading` sees it; `None` for a
+    /// byte that is a token of its own.
+    fn construct_end(&self, at: usize, reading: Reading) -> Option<usize> {
+        let bytes = self.bytes;
+        let c = *bytes.get(at)?;
+        let next = bytes.get(at + 1).copied();
+        let d = self.dialect;
+        Some(match c {
+            b'\'' => quoted_end(bytes, at, c, reading.backslash).0,
+            b'"' => quoted_end(bytes, at, c, reading.backslash && d == Dialect::MySql).0,
+            b'`' if d != Dialect::PostgreSql => quoted_end(bytes, at, c, false).0,
+            b'[' if d == Dialect::Sqlite => bytes[at..]
+                .iter()
+                .position(|&b| b == b']')
+                .map_or(bytes.len(), |i| at + i + 1),
+            b'-' if next == Some(b'-') && (d != Dialect::MySql || bytes.get(at + 2).is_none_or(|&b| b <= b' ')) => {
+                line_end(bytes, at)
+            }
+            b'#' if d == Dialect::MySql => line_end(bytes, at),
+            b'/' if next == Some(b'*') => {
+                block_comment_end(bytes, at, matches!(d, Dialect::PostgreSql | Dialect::Generic))
+            }
+            b'$' if reading.dollar => return dollar_quote_end(self.src, at),
+            c if is_word_byte(c) => word_end(bytes, at),
+            _ => return None,
+        })
+    }
+
     /// SQLite accepts `"..."` as a string literal when no column of that name exists, so a
-    /// double-quoted token is only trusted as an identifier where a name is expected: after
-    /// `FROM`, `JOIN`, `INTO`, `UPDATE`, `TABLE`, `ON`, `AS` or a `.`, or before a `.` or `(`.
-    /// Anywhere else it is hidden like a string.
+    /// double-quoted token is only trusted as an identifier where nothing but a name can
+    /// stand: after one of [`SQLITE_NAME_KEYWORDS`] (`FROM` except in `IS DISTINCT FROM`) or a
+    /// `.`, or before a `.` or `(`. Anywhere else (any expression: `ON`, `WHERE`, `HAVING`,
+    /// `CASE`, function arguments, the right of `SET a =`, `VALUES`, select lists, column lists)
+    /// it is hidden like a string.
     fn sqlite_double_quoted(&mut self) -> Kind {
         let start = self.pos;
         let kind = self.quoted_ident(b'"');
@@ -545,12 +748,26 @@ impl Lexer<'_> {
             .rposition(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
             .map_or(0, |i| i + 1);
         let word = &before[word_start..];
-        const NAME_KEYWORDS: [&[u8]; 8] = [b"from", b"join", b"into", b"update", b"table", b"on", b"as", b"exists"];
-        if NAME_KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k)) {
-            Kind::QuotedIdent
-        } else {
-            Kind::Literal
+        if !SQLITE_NAME_KEYWORDS.iter().any(|k| word.eq_ignore_ascii_case(k)) {
+            return Kind::Literal;
         }
+        // `a IS [NOT] DISTINCT FROM "x"` compares with a value.
+        if word.eq_ignore_ascii_case(b"from") {
+            let before = &before[..word_start];
+            let end = before
+                .iter()
+                .rposition(|c| !c.is_ascii_whitespace())
+                .map_or(0, |i| i + 1);
+            let before = &before[..end];
+            let start = before
+                .iter()
+                .rposition(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+                .map_or(0, |i| i + 1);
+            if before[start..].eq_ignore_ascii_case(b"distinct") {
+                return Kind::Literal;
+            }
+        }
+        Kind::QuotedIdent
     }
 
     fn quoted_ident(&mut self, quote: u8) -> Kind {
@@ -600,22 +817,16 @@ impl Lexer<'_> {
             self.pos += 1 + digits;
             return Kind::Placeholder;
         }
-        if matches!(self.dialect, Dialect::PostgreSql | Dialect::Generic) {
-            // `$tag$` opens a dollar-quoted body closed by the same `$tag$`.
-            let tag_len = if rest.first().is_some_and(|&c| is_word_start(c)) {
-                rest.iter().take_while(|&&c| is_word_byte(c)).count()
-            } else {
-                0
-            };
-            if rest.get(tag_len) == Some(&b'$') {
-                let delim = &self.src[start..start + tag_len + 2];
-                let body_start = start + tag_len + 2;
-                match self.src[body_start..].find(delim) {
-                    Some(i) => self.pos = body_start + i + delim.len(),
-                    None => self.pos = self.bytes.len(),
-                }
-                return Kind::Literal;
+        // `$tag$` opens a dollar-quoted body closed by the same `$tag$`: a literal in
+        // PostgreSQL, hidden in every dialect. Where the server reads it as names or
+        // placeholders (SQLite, MySQL), the strings and comments it reads in between may reach
+        // past the closing tag, so the token covers both readings.
+        if let Some(end) = dollar_quote_end(self.src, start) {
+            self.pos = end;
+            if self.dialect != Dialect::PostgreSql {
+                self.pos = self.union_end(start);
             }
+            return Kind::Literal;
         }
         if self.dialect == Dialect::Sqlite && rest.first().is_some_and(|&c| is_word_start(c)) {
             self.pos += 1;

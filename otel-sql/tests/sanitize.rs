@@ -46,10 +46,11 @@ fn escaped_and_nested_quotes() {
     // ... but escapes in E'' strings.
     assert_eq!(pg(r"SELECT E'it\'s \\ here', e'x\'y' FROM t"), "SELECT ?, ? FROM t");
     // MySQL: backslash escapes in both quote kinds; double quotes are strings.
-    assert_eq!(
-        my(r#"SELECT 'it\'s', "say \"hi\"", "x""y" FROM t"#),
-        "SELECT ?, ?, ? FROM t"
-    );
+    assert_eq!(my(r#"SELECT 'it''s', "x""y" FROM t"#), "SELECT ?, ? FROM t");
+    // A backslash may be an escape or (`NO_BACKSLASH_ESCAPES`) an ordinary character: where
+    // the two readings disagree on where literals end, everything either could cover is hidden.
+    assert_eq!(my(r#"SELECT 'a\\b', "c\\d" FROM t"#), "SELECT ?, ? FROM t");
+    assert_eq!(my(r#"SELECT 'it\'s', "say \"hi\"", "x""y" FROM t"#), "SELECT ?");
     // PostgreSQL: double quotes are identifiers and stay.
     assert_eq!(
         pg(r#"SELECT "col ""x""" FROM "Users" WHERE a = 'q"q'"#),
@@ -413,5 +414,244 @@ fn a_list_past_the_cap_adds_nothing() {
             let capped = analyze("SELECT 日 IN (1)", &SanitizeOptions::new(d).with_max_len(cap)).sanitized;
             assert!(full.starts_with(&capped), "{d:?} cap {cap}: {capped:?} vs {full:?}");
         }
+    }
+}
+
+// --- Issue 16: classes of leak ------------------------------------------------------------------
+
+/// Characters that only ever occur inside the generated literals of the class properties below:
+/// if one shows up in the sanitized text or the summary, a literal leaked.
+const CLASS_MARKERS: [char; 4] = ['Z', '~', '€', '日'];
+
+fn leaks(text: &str) -> bool {
+    text.contains(CLASS_MARKERS)
+}
+
+/// Literal content for the class properties: markers, quotes of every kind, backslashes
+/// (also last), dollars and comment markers; always holds a marker.
+fn class_body() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "Z", "~", "€", "日", " ", "'", "''", "\"", "`", "\\", "\\\\", "\\'", "--", "/*", "*/", "#", "$", "$$",
+            "$q$", "\n", "[", "]", "(", ")", ",", "?", ":n", "tok", "hunter",
+        ]),
+        0..10,
+    )
+    .prop_map(|parts| format!("Z{}", parts.concat()))
+}
+
+/// Expression positions of SQLite, each `{}` a value.
+const SQLITE_EXPRESSION_TEMPLATES: &[&str] = &[
+    "SELECT a FROM t JOIN u ON {} = u.b",
+    "SELECT a FROM t JOIN u ON t.a = {}",
+    "SELECT a FROM t LEFT JOIN u ON {}",
+    "SELECT a FROM t WHERE b = {} AND c = 1",
+    "SELECT a FROM t WHERE {} = b",
+    "SELECT a, count(*) FROM t GROUP BY a HAVING count(*) > {}",
+    "SELECT a FROM t GROUP BY a HAVING max(b) = {}",
+    "SELECT CASE WHEN a = {} THEN {} ELSE {} END FROM t",
+    "SELECT CASE {} WHEN 1 THEN 2 END FROM t",
+    "SELECT coalesce(a, {}) FROM t",
+    "SELECT lower({}), substr({}, 1, 2) FROM t",
+    "SELECT f({}, {})",
+    "UPDATE t SET a = {}",
+    "UPDATE t SET a = 1, b = {} WHERE c = {}",
+    "INSERT INTO t (a, b) VALUES ({}, {})",
+    "INSERT INTO t VALUES ({}) ON CONFLICT DO UPDATE SET a = {}",
+    "SELECT a FROM t WHERE b IS DISTINCT FROM {}",
+    "SELECT a FROM t WHERE b IS NOT DISTINCT FROM {}",
+    "SELECT a FROM t ORDER BY {}",
+    "SELECT {} AS x",
+    "SELECT {}",
+    "SELECT a FROM t WHERE b IN ({}, {})",
+    "SELECT a FROM t WHERE b BETWEEN {} AND {}",
+    "SELECT a FROM t WHERE b LIKE {} ESCAPE {}",
+    "SELECT -{}, NOT {}, {} || {} FROM t",
+    "SELECT a FROM t WHERE b = ({})",
+    "SELECT a FROM t LIMIT {} OFFSET {}",
+    "DELETE FROM t WHERE a = {}",
+    "PRAGMA key = {}",
+];
+
+fn fill(template: &str, mut value: impl FnMut() -> String) -> String {
+    let mut out = String::new();
+    let mut parts = template.split("{}").peekable();
+    while let Some(p) = parts.next() {
+        out.push_str(p);
+        if parts.peek().is_some() {
+            out.push_str(&value());
+        }
+    }
+    out
+}
+
+#[test]
+fn sqlite_double_quoted_strings_are_hidden_in_every_expression_position() {
+    for template in SQLITE_EXPRESSION_TEMPLATES {
+        let sql = fill(template, || "\"Zsecret\"".to_owned());
+        let a = analyze(&sql, &SanitizeOptions::new(Dialect::Sqlite));
+        assert!(!a.sanitized.contains("Zsecret"), "{sql} -> {}", a.sanitized);
+        assert!(!a.summary.contains("Zsecret"), "{sql} -> {}", a.summary);
+    }
+    assert_eq!(
+        lite(r#"SELECT a FROM t JOIN u ON "Zsecret" = u.b"#),
+        "SELECT a FROM t JOIN u ON ? = u.b"
+    );
+    assert_eq!(
+        lite(r#"SELECT a FROM t WHERE b IS NOT DISTINCT FROM "Zsecret""#),
+        "SELECT a FROM t WHERE b IS NOT DISTINCT FROM ?"
+    );
+    // Positions that can only hold a name keep it.
+    assert_eq!(
+        lite(r#"SELECT "u"."name" AS "n" FROM "users" AS "u" JOIN "orders" ON "u".id = "orders"."uid""#),
+        r#"SELECT "u"."name" AS "n" FROM "users" AS "u" JOIN "orders" ON "u".id = "orders"."uid""#
+    );
+    assert_eq!(
+        lite(r#"UPDATE "t" SET "c" = "v" WHERE "t"."id" = 1"#),
+        r#"UPDATE "t" SET "c" = ? WHERE "t"."id" = ?"#
+    );
+    assert_eq!(
+        lite(r#"CREATE INDEX IF NOT EXISTS "i" ON "t"("c")"#),
+        r#"CREATE INDEX IF NOT EXISTS "i" ON "t"(?)"#
+    );
+    assert_eq!(
+        lite(r#"ALTER TABLE "t" ADD COLUMN "c" TEXT"#),
+        r#"ALTER TABLE "t" ADD COLUMN "c" TEXT"#
+    );
+    assert_eq!(lite(r#"SELECT count("x") FROM t"#), "SELECT count(?) FROM t");
+}
+
+#[test]
+fn backslash_readings_that_disagree_hide_the_union() {
+    // Under NO_BACKSLASH_ESCAPES `'a\'` is a whole literal and the secret after it is a second
+    // one; with backslash escapes the secret sits between two literals. Either way it is hidden.
+    assert_eq!(my(r"SELECT 'a\', 'Zsecret'"), "SELECT ?");
+    assert_eq!(my(r"SELECT 'a\', 'Zsecret', 'b'"), "SELECT ?");
+    assert_eq!(
+        my(r"SELECT * FROM t WHERE a = 'x\' AND b = 'Zsecret' AND c = 1"),
+        "SELECT * FROM t WHERE a = ?"
+    );
+    assert_eq!(my(r#"SELECT "a\", "Zsecret""#), "SELECT ?");
+    assert_eq!(my(r"SELECT N'a\', 'Zsecret'"), "SELECT ?");
+    // Readings that agree change nothing.
+    assert_eq!(my(r"SELECT 'a\\', 'b' FROM t"), "SELECT ?, ? FROM t");
+    assert_eq!(
+        my(r"SELECT 'plain', 'b' FROM t WHERE c = 1"),
+        "SELECT ?, ? FROM t WHERE c = ?"
+    );
+    // Unknown SQL may be either too; PostgreSQL's standard strings never take escapes.
+    assert_eq!(
+        sanitize(r"SELECT 'a\', 'Zsecret'", &SanitizeOptions::new(Dialect::Generic)),
+        "SELECT ?"
+    );
+    assert_eq!(pg(r"SELECT 'a\', 'b'"), "SELECT ?, ?");
+    // A placeholder look-alike inside the disputed span is not a placeholder.
+    let a = analyze(r"SELECT 'a\', '?', 'Zsecret'", &SanitizeOptions::new(Dialect::MySql));
+    assert!(!a.has_placeholders);
+    assert!(!leaks(&a.sanitized), "{}", a.sanitized);
+    // MySQL's `--` comment needs whitespace after it: `1--'x'` is `1 - -'x'`.
+    assert_eq!(my("SELECT 1--'Zsecret'"), "SELECT ?--?");
+    assert_eq!(my("SELECT 1 -- 'Zsecret'\nFROM t"), "SELECT ?  \nFROM t");
+    assert_eq!(my("SELECT 1 --'\n Zsecret '"), "SELECT ? --?");
+}
+
+#[test]
+fn dollar_quoted_text_is_hidden_in_every_dialect() {
+    for d in [Dialect::PostgreSql, Dialect::MySql, Dialect::Sqlite, Dialect::Generic] {
+        let o = SanitizeOptions::new(d);
+        assert_eq!(
+            sanitize("SELECT $x$ Zsecret $x$ FROM t", &o),
+            "SELECT ? FROM t",
+            "{d:?}"
+        );
+        assert_eq!(sanitize("SELECT $$Zsecret$$, 1", &o), "SELECT ?, ?", "{d:?}");
+        let a = analyze("SELECT $tag$Zsecret$tag$", &o);
+        assert_eq!(a.sanitized, "SELECT ?", "{d:?}");
+        assert!(!a.has_placeholders, "{d:?}: a dollar quote is not a placeholder");
+        // Where the server reads `$x$` as a name or placeholder, a string it opens in between
+        // runs past the closing tag: hidden as well (in PostgreSQL `Zsecret` is a name there).
+        let a = analyze("SELECT $x$ ' $x$ Zsecret ' FROM t", &o);
+        assert_eq!(leaks(&a.sanitized), d == Dialect::PostgreSql, "{d:?}: {}", a.sanitized);
+    }
+    // SQLite placeholders and names with `$` are unchanged.
+    let a = analyze(
+        "SELECT a$b, $v FROM t WHERE c = $1",
+        &SanitizeOptions::new(Dialect::Sqlite),
+    );
+    assert_eq!(a.sanitized, "SELECT a$b, $v FROM t WHERE c = $1");
+    assert!(a.has_placeholders);
+}
+
+fn dq(body: &str) -> String {
+    format!("\"{}\"", body.replace('"', "\"\""))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Class 1: a SQLite double-quoted token in any expression position, whatever it holds.
+    #[test]
+    fn sqlite_double_quoted_strings_never_leak(
+        template in prop::sample::select(SQLITE_EXPRESSION_TEMPLATES),
+        bodies in prop::collection::vec(class_body(), 4),
+    ) {
+        let mut i = 0;
+        let sql = fill(template, || { i += 1; dq(&bodies[i % bodies.len()]) });
+        let a = analyze(&sql, &SanitizeOptions::new(Dialect::Sqlite));
+        prop_assert!(!leaks(&a.sanitized), "leaked: {:?} -> {:?}", sql, a.sanitized);
+        prop_assert!(!leaks(&a.summary), "leaked in summary: {:?} -> {:?}", sql, a.summary);
+    }
+
+    /// Class 2: MySQL/MariaDB literals written for either reading of backslashes (escapes, or
+    /// `NO_BACKSLASH_ESCAPES`), mixed in one statement, never show; nor in unknown SQL.
+    #[test]
+    fn literals_never_leak_under_either_backslash_reading(
+        items in prop::collection::vec((class_body(), any::<bool>()), 1..6),
+        escapes in any::<bool>(),
+        glue in prop::collection::vec(prop::sample::select(vec![", ", " AND a = ", " = ", ") OR (b = ", " "]), 6),
+        d in prop::sample::select(vec![Dialect::MySql, Dialect::Generic]),
+    ) {
+        // One statement is written for one reading (the session's mode), either of them.
+        let mut sql = String::from("SELECT * FROM t WHERE a = ");
+        for (i, (body, double)) in items.iter().enumerate() {
+            let quote = if *double && d == Dialect::MySql { '"' } else { '\'' };
+            let q = quote.to_string();
+            let inner = if escapes {
+                // Read with backslash escapes.
+                body.replace('\\', "\\\\").replace(quote, &format!("\\{quote}"))
+            } else {
+                // Read with NO_BACKSLASH_ESCAPES: a backslash is itself, quotes are doubled.
+                body.replace(quote, &format!("{q}{q}"))
+            };
+            sql.push_str(&format!("{q}{inner}{q}"));
+            sql.push_str(glue[i % glue.len()]);
+        }
+        let a = analyze(&sql, &SanitizeOptions::new(d));
+        prop_assert!(!leaks(&a.sanitized), "leaked: {:?} -> {:?}", sql, a.sanitized);
+        prop_assert!(!leaks(&a.summary), "leaked in summary: {:?} -> {:?}", sql, a.summary);
+    }
+
+    /// Class 5: `$tag$..$tag$` in every dialect, whatever the body holds (but its own closing
+    /// tag), in several positions.
+    #[test]
+    fn dollar_quoted_text_never_leaks_in_any_dialect(
+        d in dialect(),
+        tag in prop::sample::select(vec!["", "q", "body", "_t", "Fn"]),
+        body in class_body(),
+        template in prop::sample::select(vec![
+            "SELECT {} FROM t",
+            "SELECT a FROM t WHERE b = {} AND c = 'x'",
+            "INSERT INTO t (a) VALUES ({})",
+            "DO {}",
+            "SELECT a FROM t WHERE b IN ({}, 1)",
+        ]),
+    ) {
+        let delim = format!("${tag}$");
+        let body = body.replace(&delim, "");
+        let sql = fill(template, || format!("{delim}{body}{delim}"));
+        let a = analyze(&sql, &SanitizeOptions::new(d));
+        prop_assert!(!leaks(&a.sanitized), "leaked: {:?} -> {:?}", sql, a.sanitized);
+        prop_assert!(!leaks(&a.summary), "leaked in summary: {:?} -> {:?}", sql, a.summary);
+        prop_assert!(!a.has_placeholders, "{:?}: {:?}", d, sql);
     }
 }
