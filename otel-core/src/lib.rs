@@ -15,6 +15,7 @@
 //! | [`sampling`] | rate-limiting, run-time adjustable ratio and attribute-rule samplers |
 //! | `sdk` (feature `sdk`) | one-call SDK setup from the standard `OTEL_*` variables, with a builder to override them in code |
 //! | `testing` (feature `testing`) | in-memory exporters and exact assertion helpers for spans and metrics |
+//! | [`task`] | one trace across tasks and channels: futures that keep a context, `spawn`/`spawn_blocking`/`JoinSet` with the caller's context (feature `tokio`), the [`task::Traced`] message envelope |
 //! | [`hotpath`] | for adapter authors: the speed machinery (bound instruments, bounded interning, the Fx hasher), in one documented corner |
 //!
 //! ## Feature flags
@@ -24,6 +25,8 @@
 //! | `sdk` | no | `sdk` module: OTLP (gRPC and HTTP, protobuf and JSON, TLS and mTLS, concurrent export, retries), console and Prometheus exporters, the logs pipeline and `tracing` bridge, resource detection, the shutdown guard |
 //! | `tls-native-roots` | no | with `sdk`: verify OTLP collectors against the platform's certificate store instead of the Mozilla roots compiled in (`webpki-roots`) |
 //! | `testing` | no | `testing` module (`opentelemetry_sdk/testing`); use it from `[dev-dependencies]` |
+//! | `tracing-bridge` | no | with `sdk`: `sdk::TracingBridge`, `tracing` spans exported through `tracing-opentelemetry` 0.34 (re-exported as `tracing_opentelemetry`) with `RUST_LOG` filtering and trace ids on console lines |
+//! | `tokio` | no | `task::spawn`, `task::spawn_blocking` and `task::JoinSetExt` (Tokio with its `rt` feature only) |
 //!
 //! ## Quick start
 //!
@@ -85,6 +88,12 @@
 pub use opentelemetry;
 pub use opentelemetry_sdk;
 pub use opentelemetry_semantic_conventions as semconv;
+/// `tracing-opentelemetry` 0.34, the release built on `opentelemetry` 0.33 that the `tracing`
+/// bridge uses (feature `tracing-bridge`): name it through here (`OpenTelemetrySpanExt`, ...) so
+/// that its version always matches.
+#[cfg(feature = "tracing-bridge")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing-bridge")))]
+pub use tracing_opentelemetry;
 
 pub mod conv;
 mod filter;
@@ -94,6 +103,7 @@ pub mod instruments;
 pub mod propagation;
 pub mod sampling;
 pub mod status;
+pub mod task;
 
 #[cfg(feature = "sdk")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sdk")))]

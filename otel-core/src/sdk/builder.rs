@@ -44,12 +44,14 @@ pub struct SdkBuilder {
     metric_readers: Vec<AddToMeter>,
     log_processors: Vec<AddToLogger>,
     log_exporters: Vec<AddLogPipeline>,
+    #[cfg(feature = "tracing-bridge")]
+    tracing_bridge: Option<super::TracingBridge>,
 }
 
 impl fmt::Debug for SdkBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SdkBuilder")
-            .field("config", &self.config)
+        let mut f = f.debug_struct("SdkBuilder");
+        f.field("config", &self.config)
             .field("service_name", &self.service_name)
             .field("resource_attributes", &self.resource_attributes)
             .field("custom_sampler", &self.sampler.is_some())
@@ -60,8 +62,10 @@ impl fmt::Debug for SdkBuilder {
             .field("extra_span_exporters", &self.span_exporters.len())
             .field("extra_metric_readers", &self.metric_readers.len())
             .field("extra_log_processors", &self.log_processors.len())
-            .field("extra_log_exporters", &self.log_exporters.len())
-            .finish()
+            .field("extra_log_exporters", &self.log_exporters.len());
+        #[cfg(feature = "tracing-bridge")]
+        f.field("tracing_bridge", &self.tracing_bridge);
+        f.finish()
     }
 }
 
@@ -86,6 +90,8 @@ impl SdkBuilder {
             metric_readers: Vec::new(),
             log_processors: Vec::new(),
             log_exporters: Vec::new(),
+            #[cfg(feature = "tracing-bridge")]
+            tracing_bridge: None,
         }
     }
 
@@ -271,6 +277,24 @@ impl SdkBuilder {
         self
     }
 
+    /// Also installs, as the global `tracing` subscriber, `tracing` spans exported on the tracer
+    /// provider (context activation on), the log bridge and a console formatter with trace ids,
+    /// filtered by `RUST_LOG`: see [`TracingBridge`](super::TracingBridge). Replaces
+    /// [`SdkBuilder::with_tracing_subscriber`]. Feature `tracing-bridge`.
+    ///
+    /// ```no_run
+    /// use otelrs_core::sdk::{SdkBuilder, TracingBridge};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let telemetry = SdkBuilder::from_env()?.with_tracing_bridge(TracingBridge::default()).install()?;
+    /// # telemetry.shutdown()?; Ok(()) }
+    /// ```
+    #[cfg(feature = "tracing-bridge")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tracing-bridge")))]
+    pub fn with_tracing_bridge(mut self, bridge: super::TracingBridge) -> Self {
+        self.tracing_bridge = Some(bridge);
+        self
+    }
+
     /// Adds a span processor of your own to the tracer provider, next to the configured exporters.
     pub fn with_span_processor(mut self, processor: impl opentelemetry_sdk::trace::SpanProcessor + 'static) -> Self {
         self.span_processors
@@ -331,8 +355,10 @@ impl SdkBuilder {
     }
 
     /// Builds the providers and installs them, and the propagator, globally.
-    pub fn install(self) -> Result<TelemetryGuard, SdkError> {
+    pub fn install(#[allow(unused_mut)] mut self) -> Result<TelemetryGuard, SdkError> {
         let install_subscriber = self.tracing_subscriber;
+        #[cfg(feature = "tracing-bridge")]
+        let tracing_bridge = self.tracing_bridge.take();
         let guard = self.build()?;
         if let Some(tp) = guard.tracer_provider() {
             opentelemetry::global::set_tracer_provider(tp.clone());
@@ -342,6 +368,11 @@ impl SdkBuilder {
         }
         if !guard.is_disabled() {
             opentelemetry::global::set_text_map_propagator(PropagatorSet(guard.propagation().clone()));
+        }
+        #[cfg(feature = "tracing-bridge")]
+        if let Some(bridge) = tracing_bridge {
+            bridge.install(&guard)?;
+            return Ok(guard);
         }
         if install_subscriber {
             install_tracing_subscriber(&guard)?;

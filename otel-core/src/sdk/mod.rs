@@ -144,6 +144,17 @@
 //! the active trace and span ids. [`crate::status::emit_exception`] sends semconv exception events
 //! through it. [`SdkBuilder::with_tracing_subscriber`] installs it (plus a console formatter) as
 //! the global subscriber.
+//!
+//! # `tracing` spans
+//!
+//! With the `tracing-bridge` feature, `SdkBuilder::with_tracing_bridge` installs one
+//! subscriber that exports `tracing` spans (`#[instrument]`, `info_span!`) on the same tracer
+//! provider through `tracing-opentelemetry` 0.34 (the release built on `opentelemetry` 0.33),
+//! with context activation so adapters' spans and `tracing` spans nest both ways, next to the
+//! log bridge and a console formatter whose lines carry `trace_id`/`span_id`
+//! ([`TraceIdFormat`]), all filtered by `RUST_LOG` with library internals (`h2`, `hyper`,
+//! `tonic`, ...) kept out by default. See `TracingBridge` for the filter rules and what happens
+//! with another `tracing-opentelemetry` release.
 
 mod batch;
 mod builder;
@@ -158,6 +169,9 @@ mod propagator;
 mod resource;
 mod retry;
 mod tls;
+mod trace_id_format;
+#[cfg(feature = "tracing-bridge")]
+mod tracing_bridge;
 
 pub use builder::SdkBuilder;
 pub use env::{
@@ -168,6 +182,10 @@ pub use guard::TelemetryGuard;
 pub use health::ExportStats;
 pub use prometheus::PrometheusHandle;
 pub use retry::RetryPolicy;
+pub use trace_id_format::TraceIdFormat;
+#[cfg(feature = "tracing-bridge")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing-bridge")))]
+pub use tracing_bridge::{TracingBridge, LIBRARY_TARGETS, TRACING_OPENTELEMETRY_VERSION};
 
 /// Setting up the SDK failed.
 #[derive(Debug, thiserror::Error)]
