@@ -12,7 +12,9 @@
 //!   `LSET`, `ZADD`, `PUBLISH`, `XADD`, `EVAL*` / `FCALL*` arguments, `ECHO`, `PING`, module
 //!   commands, ...) and every secret (`AUTH`, `HELLO ... AUTH user pass`, `CONFIG SET` values,
 //!   `MIGRATE ... AUTH pass` / `AUTH2 user pass`, `ACL SETUSER` rules) is replaced by a marker,
-//!   and the marker must not occur in the masked text or the operation name.
+//!   and the marker must not occur in the masked text or the operation name;
+//! * script bodies (`EVAL`/`EVAL_RO`, `SCRIPT LOAD`, `FUNCTION LOAD`): a string literal holding the
+//!   marker, appended to the script on a line of its own, never shows.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
         None => data.split(|b| *b == b' ').collect(),
     };
     check_bounds(&args);
+    check_script_literals(&args);
 
     let values = value_positions(&args);
     if values.is_empty() {
@@ -52,6 +55,45 @@ fuzz_target!(|data: &[u8]| {
     );
     assert!(!operation_name(&with_marker).contains("SeCrEt"));
 });
+
+/// Script bodies (`EVAL`/`EVAL_RO` script, `SCRIPT LOAD`, `FUNCTION LOAD [REPLACE]`): whatever the
+/// script is, a string literal appended on a line of its own (inside or after it, in a string, a
+/// comment or code) never shows.
+fn check_script_literals(args: &[&[u8]]) {
+    let Some(first) = args.first() else {
+        return;
+    };
+    let cmd = String::from_utf8_lossy(first).to_ascii_uppercase();
+    let at = match cmd.as_str() {
+        "EVAL" | "EVAL_RO" => 1,
+        "SCRIPT" if is(args.get(1), "LOAD") => 2,
+        "FUNCTION" if is(args.get(1), "LOAD") => {
+            if is(args.get(2), "REPLACE") {
+                3
+            } else {
+                2
+            }
+        }
+        _ => return,
+    };
+    let Some(script) = args.get(at) else {
+        return;
+    };
+    if contains(script, MARKER) || args.iter().enumerate().any(|(i, a)| i != at && contains(a, MARKER)) {
+        return;
+    }
+    for literal in [&b"\n'SeCrEt'"[..], b"\n\"SeCrEt\"", b"\n[==[SeCrEt]==]"] {
+        let body = [*script, literal].concat();
+        let mut with_literal = args.to_vec();
+        with_literal[at] = &body;
+        let masked = mask_command(&with_literal);
+        assert!(
+            !masked.contains("SeCrEt"),
+            "script literal leaked: {:?} -> {masked:?}",
+            lossy(&with_literal)
+        );
+    }
+}
 
 fn lossy<'a>(args: &'a [&[u8]]) -> Vec<std::borrow::Cow<'a, str>> {
     args.iter().map(|a| String::from_utf8_lossy(a)).collect()

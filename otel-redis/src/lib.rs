@@ -14,7 +14,9 @@
 //!   `db.operation.batch.size`. Each operation records `db.client.operation.duration`.
 //! * `db.query.text` is the command in `redis-cli` syntax with **values masked** by default
 //!   (`HSET user:1 name ? email ?`; secrets of `AUTH`, `HELLO`, `CONFIG SET`, `MIGRATE` and
-//!   `ACL SETUSER` never appear), see [`mask_command`]; raw text is opt-in ([`QueryText`]).
+//!   `ACL SETUSER` never appear; script bodies of `EVAL`, `SCRIPT LOAD` and `FUNCTION LOAD` keep
+//!   their code with every string and number literal masked), see [`mask_command`]; raw text is
+//!   opt-in ([`QueryText`]).
 //! * `InstrumentedPool` (feature `deadpool`) hands out instrumented connections and records the
 //!   `db.client.connection.*` pool metrics.
 //!

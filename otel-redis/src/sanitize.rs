@@ -11,11 +11,21 @@
 //! | key + number then values | `SETEX`, `PSETEX`, `SETRANGE`, `LSET`, `LREM`, `HSETNX`, `ZINCRBY`, `SMOVE`, `RESTORE` | `SETEX key 10 ?` |
 //! | key/value pairs | `MSET`, `MSETNX`, `HSET`, `HMSET`, `CONFIG SET` | `HSET h f1 ? f2 ?` |
 //! | secrets | `AUTH`, `HELLO ... AUTH user pass`, `MIGRATE ... AUTH pass` / `AUTH2 user pass`, `ACL SETUSER name rules...`, `CONFIG SET param value` | `AUTH ? ?`, `HELLO 3 AUTH ? ?`, `ACL SETUSER alice ? ?` |
-//! | scripts | `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`, `FCALL`, `FCALL_RO` | script or sha, `numkeys` and keys kept, arguments masked: `EVALSHA 1a2b 1 key ?` |
+//! | scripts | `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`, `FCALL`, `FCALL_RO` | sha or function name, `numkeys` and keys kept, script body with its literals masked, arguments masked: `EVALSHA 1a2b 1 key ?`, `EVAL "return redis.call(?, KEYS[1], ?)" 1 key ?` |
+//! | script bodies | `SCRIPT LOAD script`, `FUNCTION LOAD [REPLACE] code` | body with its literals masked: `SCRIPT LOAD "return ?"` |
 //! | anything else | unknown and module commands, `ECHO`, `PING <message>`, `DEBUG ...` | every argument masked: `FOO.BAR ? ?` |
 //!
 //! Kept arguments that are not plain printable ASCII are quoted and escaped as `redis-cli` does
 //! (`"a b"`, `"\xff"`). The masker never panics and is pure: no I/O, no global state.
+//!
+//! Script bodies (`EVAL`, `EVAL_RO`, `SCRIPT LOAD`, `FUNCTION LOAD`) carry literals as often as
+//! arguments do, so they go through a small Lua lexer: every string (`'..'` and `".."` with
+//! backslash escapes, long brackets `[[..]]` and `[==[..]==]`) and every number (`42`, `1.5e3`,
+//! `0xff`) becomes `?`, every comment (`-- ..`, `--[[ .. ]]`) one space; names, keywords,
+//! operators, a leading `#!lua name=lib` line and the index of `KEYS[n]` / `ARGV[n]` stay. What
+//! you give up: the literal parts of a script (command names passed to `redis.call`, the name a
+//! library registers its functions under, constants) show as `?`; the script's sha1 (from
+//! `SCRIPT LOAD`'s reply or `EVALSHA`) still identifies it. `QueryText::Raw` records it as sent.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -42,8 +52,17 @@ enum Rule {
     Pairs(usize),
     /// Every argument is masked.
     MaskAll,
-    /// `script|sha numkeys key... arg...`: arguments masked.
-    Eval,
+    /// `script|sha numkeys key... arg...`: arguments masked; with `script`, the first argument
+    /// is a Lua body whose literals are masked ([`mask_lua`]).
+    Eval {
+        /// Whether the first argument is a script body (`EVAL`, `EVAL_RO`) rather than a sha1
+        /// or function name.
+        script: bool,
+    },
+    /// `SCRIPT LOAD script`: the Lua body with its literals masked.
+    ScriptLoad,
+    /// `FUNCTION LOAD [REPLACE] code`: `REPLACE` kept, the library code with its literals masked.
+    FunctionLoad,
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`.
     Hello,
     /// `MIGRATE host port key db timeout [COPY] [REPLACE] [AUTH pass | AUTH2 user pass] [KEYS key...]`.
@@ -118,7 +137,8 @@ fn command_rule(upper: &str) -> Rule {
         "XRANGE" | "XREVRANGE" | "XLEN" | "XREAD" | "XREADGROUP" | "XDEL" | "XTRIM" | "XACK" | "XPENDING"
         | "XCLAIM" | "XAUTOCLAIM" | "XSETID" => KeepAll,
         // Scripting.
-        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => Eval,
+        "EVAL" | "EVAL_RO" => Eval { script: true },
+        "EVALSHA" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => Eval { script: false },
         // Transactions.
         "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH" => KeepAll,
         // Server.
@@ -145,8 +165,10 @@ fn subcommand_rule(container: &str, sub: &str) -> Rule {
         ) => KeepAll,
         ("CONFIG", "SET") => Pairs(0),
         ("CONFIG", "GET" | "RESETSTAT" | "REWRITE" | "HELP") => KeepAll,
-        ("SCRIPT", "LOAD" | "EXISTS" | "FLUSH" | "KILL" | "DEBUG" | "HELP") => KeepAll,
-        ("FUNCTION", "LOAD" | "DELETE" | "DUMP" | "FLUSH" | "KILL" | "LIST" | "STATS" | "HELP") => KeepAll,
+        ("SCRIPT", "LOAD") => ScriptLoad,
+        ("SCRIPT", "EXISTS" | "FLUSH" | "KILL" | "DEBUG" | "HELP") => KeepAll,
+        ("FUNCTION", "LOAD") => FunctionLoad,
+        ("FUNCTION", "DELETE" | "DUMP" | "FLUSH" | "KILL" | "LIST" | "STATS" | "HELP") => KeepAll,
         ("MODULE", "LOAD" | "LOADEX") => Keep(1),
         ("MODULE", "LIST" | "UNLOAD" | "HELP") => KeepAll,
         ("CLUSTER" | "COMMAND" | "LATENCY" | "MEMORY" | "OBJECT" | "PUBSUB" | "SLOWLOG" | "XGROUP" | "XINFO", _) => {
@@ -337,7 +359,7 @@ impl Parsed {
     /// Whether the command may name a stored procedure (`EVALSHA`, `FCALL` and their `_RO`
     /// forms), so the argument scan of [`stored_procedure`] is skipped for every other command.
     pub(crate) fn may_name_procedure(&self) -> bool {
-        self.rule == Rule::Eval
+        self.rule == Rule::Eval { script: false }
     }
 
     /// A capacity for the rendering of `args`: enough for every kept argument unquoted.
@@ -384,7 +406,7 @@ pub(crate) fn render_into(out: &mut String, parsed: &Parsed, args: &[ArgRef<'_>]
                 }
             }
         }
-        Rule::Eval => {
+        Rule::Eval { script } => {
             // script|sha, numkeys, keys..., args...
             let numkeys = rest
                 .get(1)
@@ -398,10 +420,40 @@ pub(crate) fn render_into(out: &mut String, parsed: &Parsed, args: &[ArgRef<'_>]
                     Some(n) => i < 2 + n,
                     None => i == 0,
                 };
-                if keep {
+                if i == 0 && script {
+                    push_lua(out, *a);
+                } else if keep {
                     push_kept(out, *a)
                 } else {
                     push_masked(out)
+                }
+            }
+        }
+        Rule::ScriptLoad => {
+            for (i, a) in rest.iter().enumerate() {
+                if i == 0 {
+                    push_lua(out, *a);
+                } else {
+                    push_masked(out);
+                }
+            }
+        }
+        Rule::FunctionLoad => {
+            let mut i = 0;
+            if rest
+                .first()
+                .copied()
+                .flatten()
+                .is_some_and(|a| a.eq_ignore_ascii_case(b"REPLACE"))
+            {
+                push_kept(out, rest[0]);
+                i = 1;
+            }
+            for (j, a) in rest.iter().enumerate().skip(i) {
+                if j == i {
+                    push_lua(out, *a);
+                } else {
+                    push_masked(out);
                 }
             }
         }
@@ -484,6 +536,154 @@ pub(crate) fn render_raw_into(out: &mut String, args: &[ArgRef<'_>]) {
             None => out.push('?'),
         }
     }
+}
+
+/// Appends a Lua script body with its literals masked ([`mask_lua`]), quoted as `redis-cli` does.
+fn push_lua(out: &mut String, script: ArgRef<'_>) {
+    out.push(' ');
+    match script {
+        Some(bytes) => push_repr(out, &mask_lua(bytes)),
+        None => out.push('?'),
+    }
+}
+
+/// Masks the literals of a Lua script body (`EVAL`, `SCRIPT LOAD`, `FUNCTION LOAD`), keeping its
+/// code: every string (`'..'` and `".."` with backslash escapes, long brackets `[[..]]`,
+/// `[==[..]==]`) and every number (`42`, `3.5e-2`, `0xff`, `0x1p4`) becomes `?`, every comment
+/// (`-- ..`, `--[[ .. ]]`, `--[==[ .. ]==]`) one space. Kept: names, keywords, operators, a
+/// leading `#!` line (engine and library name: `#!lua name=lib`) and the index of `KEYS[n]` and
+/// `ARGV[n]`. Unterminated strings and comments run to the end. The result is never longer
+/// than the script and, like the script, not necessarily UTF-8.
+///
+/// `redis.call('SET', KEYS[1], 'v', 'EX', 60)` becomes `redis.call(?, KEYS[1], ?, ?, ?)`.
+pub(crate) fn mask_lua(script: &[u8]) -> Vec<u8> {
+    let b = script;
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    // Redis reads a first line `#!<engine> [name=<library>] [flags=..]` itself.
+    if b.starts_with(b"#!") {
+        i = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
+        out.extend_from_slice(&b[..i]);
+    }
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = match long_bracket_level(b, i + 2) {
+                    Some(level) => long_bracket_end(b, i + 2, level),
+                    None => b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |n| i + n),
+                };
+                out.push(b' ');
+            }
+            b'[' => match long_bracket_level(b, i) {
+                Some(level) => {
+                    i = long_bracket_end(b, i, level);
+                    out.push(b'?');
+                }
+                None => {
+                    out.push(c);
+                    i += 1;
+                }
+            },
+            b'\'' | b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(b.len());
+                out.push(b'?');
+            }
+            b'0'..=b'9' => {
+                let start = i;
+                i = lua_number_end(b, i);
+                let index = &b[start..i];
+                let before = &b[..start];
+                let is_index = index.iter().all(u8::is_ascii_digit)
+                    && b.get(i) == Some(&b']')
+                    && (before.ends_with(b"KEYS[") || before.ends_with(b"ARGV["))
+                    && !before[..before.len() - 5]
+                        .last()
+                        .is_some_and(|&p| p.is_ascii_alphanumeric() || p == b'_' || p == b'.');
+                if is_index {
+                    out.extend_from_slice(index);
+                } else {
+                    out.push(b'?');
+                }
+            }
+            // `..` and `...` are operators (`x..5` concatenates a number).
+            b'.' if b.get(i + 1) == Some(&b'.') => {
+                let dots = b[i..].iter().take_while(|&&c| c == b'.').count();
+                out.extend_from_slice(&b[i..i + dots]);
+                i += dots;
+            }
+            b'.' if b.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                i = lua_number_end(b, i);
+                out.push(b'?');
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80) {
+                    i += 1;
+                }
+                out.extend_from_slice(&b[start..i]);
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// If a long bracket `[`, `=`*level, `[` opens at `at`: its level.
+fn long_bracket_level(b: &[u8], at: usize) -> Option<usize> {
+    if b.get(at) != Some(&b'[') {
+        return None;
+    }
+    let level = b.get(at + 1..)?.iter().take_while(|&&c| c == b'=').count();
+    (b.get(at + 1 + level) == Some(&b'[')).then_some(level)
+}
+
+/// The end of the long bracket of `level` opening at `at`: after its `]`, `=`*level, `]`, or
+/// the end of the input.
+fn long_bracket_end(b: &[u8], at: usize, level: usize) -> usize {
+    let mut i = at + level + 2;
+    while i < b.len() {
+        if b[i] == b']' {
+            let eq = b[i + 1..].iter().take_while(|&&c| c == b'=').count();
+            if eq == level && b.get(i + 1 + eq) == Some(&b']') {
+                return i + eq + 2;
+            }
+            i += 1 + eq;
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// The end of a Lua numeral starting at `at`: digits, letters (hex digits, `x`), `.`, and a
+/// sign after an exponent marker (`e`, or `p` in hex).
+fn lua_number_end(b: &[u8], at: usize) -> usize {
+    let hex = b.get(at) == Some(&b'0') && matches!(b.get(at + 1), Some(b'x' | b'X'));
+    let mut i = at;
+    while let Some(&c) = b.get(i) {
+        if c.is_ascii_alphanumeric() || c == b'.' || c == b'_' {
+            i += 1;
+            let exponent = if hex {
+                matches!(c, b'p' | b'P')
+            } else {
+                matches!(c, b'e' | b'E')
+            };
+            if exponent && matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+        } else {
+            break;
+        }
+    }
+    i
 }
 
 /// An upper-cased option keyword out of a fixed set, if `arg` is one.
@@ -652,7 +852,7 @@ mod tests {
             m(&["EVALSHA", "abc123", "2", "k1", "k2", "a1", "a2"]),
             "EVALSHA abc123 2 k1 k2 ? ?"
         );
-        assert_eq!(m(&["EVAL", "return 1", "1", "k", "a"]), "EVAL \"return 1\" 1 k ?");
+        assert_eq!(m(&["EVAL", "return 1", "1", "k", "a"]), "EVAL \"return ?\" 1 k ?");
         assert_eq!(m(&["EVAL", "s", "x", "a"]), "EVAL s ? ?");
         assert_eq!(
             m(&["EVAL", "s", "9", "a"]),
@@ -664,6 +864,71 @@ mod tests {
         assert_eq!(stored_procedure(&args).as_deref(), Some("abc"));
         let args: Vec<ArgRef<'_>> = [b"EVAL".as_slice(), b"abc", b"0"].iter().map(|a| Some(*a)).collect();
         assert_eq!(stored_procedure(&args), None);
+    }
+
+    fn lua(script: &str) -> String {
+        String::from_utf8(mask_lua(script.as_bytes())).expect("UTF-8 in, UTF-8 out")
+    }
+
+    #[test]
+    fn lua_literals_are_masked_and_code_kept() {
+        assert_eq!(
+            lua("return redis.call('SET', KEYS[1], \"v\", 'EX', 60)"),
+            "return redis.call(?, KEYS[1], ?, ?, ?)"
+        );
+        assert_eq!(lua(r#"local s = 'it\'s' .. "a\\\"b" .. 'c'"#), "local s = ? .. ? .. ?");
+        assert_eq!(
+            lua("local a, b = [[long\n'string']], [==[x]]y]=]z]==]"),
+            "local a, b = ?, ?"
+        );
+        assert_eq!(
+            lua("local n = 0xFF + 1.5e-3 + .5 + 3 + 0x1p4 - 2E+2 -- note 'hunter2'\nreturn n"),
+            "local n = ? + ? + ? + ? + ? - ?  \nreturn n"
+        );
+        assert_eq!(lua("return x..5 .. y...z"), "return x..? .. y...z");
+        assert_eq!(lua("--[==[ block\n'x' ]] still ]==] return x1"), "  return x1");
+        assert_eq!(
+            lua("return ARGV[2] .. ARGV [3] .. XKEYS[4] .. KEYS[1+1]"),
+            "return ARGV[2] .. ARGV [?] .. XKEYS[?] .. KEYS[?+?]"
+        );
+        assert_eq!(
+            lua("#!lua name=mylib\nredis.register_function('f', function(k, a) return a[1] end)"),
+            "#!lua name=mylib\nredis.register_function(?, function(k, a) return a[?] end)"
+        );
+        // Unterminated strings and comments hide the rest.
+        assert_eq!(lua("return 'abc"), "return ?");
+        assert_eq!(lua("return [==[abc]]"), "return ?");
+        assert_eq!(lua("x = 1 --[[ never closed"), "x = ?  ");
+        assert_eq!(lua(r"return 'a\"), "return ?");
+        assert_eq!(mask_lua(b"return '\xff' .. \xfe"), b"return ? .. \xfe");
+    }
+
+    #[test]
+    fn script_bodies_are_masked_everywhere() {
+        assert_eq!(
+            m(&["EVAL", "return redis.call('GET', KEYS[1]) == 'hunter2'", "1", "k", "a"]),
+            "EVAL \"return redis.call(?, KEYS[1]) == ?\" 1 k ?"
+        );
+        assert_eq!(m(&["EVAL_RO", "return 'x'", "0"]), "EVAL_RO \"return ?\" 0");
+        assert_eq!(m(&["eval", "return 'x'", "nope", "a"]), "eval \"return ?\" ? ?");
+        assert_eq!(m(&["EVALSHA", "deadbeef", "0", "a"]), "EVALSHA deadbeef 0 ?");
+        assert_eq!(m(&["SCRIPT", "LOAD", "return 'tok_live'"]), "SCRIPT LOAD \"return ?\"");
+        assert_eq!(
+            m(&["SCRIPT", "LOAD", "return 1", "extra"]),
+            "SCRIPT LOAD \"return ?\" ?"
+        );
+        assert_eq!(
+            m(&[
+                "FUNCTION",
+                "LOAD",
+                "REPLACE",
+                "#!lua name=l\nredis.register_function('f', function() return 'pw' end)"
+            ]),
+            "FUNCTION LOAD REPLACE \"#!lua name=l\\nredis.register_function(?, function() return ? end)\""
+        );
+        assert_eq!(m(&["FUNCTION", "LOAD", "return 7"]), "FUNCTION LOAD \"return ?\"");
+        assert_eq!(m(&["SCRIPT", "EXISTS", "a", "b"]), "SCRIPT EXISTS a b");
+        assert_eq!(m(&["FUNCTION", "DELETE", "mylib"]), "FUNCTION DELETE mylib");
     }
 
     #[test]
@@ -681,6 +946,7 @@ mod tests {
         assert_eq!(op(&["CONFIG", "GET", "x"]), "CONFIG GET");
         assert_eq!(op(&["ACL", "SETUSER", "u", ">p"]), "ACL SETUSER");
         assert_eq!(op(&["SCRIPT", "LOAD", "return 1"]), "SCRIPT LOAD");
+        assert_eq!(op(&["FUNCTION", "LOAD", "REPLACE", "x"]), "FUNCTION LOAD");
         assert_eq!(op(&["client", "setname", "a"]), "client setname", "as given");
         assert_eq!(op(&["CLIENT"]), "CLIENT");
         assert_eq!(op(&["CLIENT", "a b"]), "CLIENT");
@@ -815,8 +1081,117 @@ mod tests {
         ]
     }
 
+    /// A Lua script whose every literal carries [`MARK`] or secret digits `97531`, and whose
+    /// code (names, keywords, operators) never does.
+    fn lua_script() -> impl Strategy<Value = String> {
+        let body = prop::collection::vec(
+            prop::sample::select(vec![
+                MARK, "zq", " ", "'", "\"", "\\", "\\'", "\\\"", "]", "]]", "]=]", "[[", "--", "\n", "\t", "97531",
+            ]),
+            0..8,
+        )
+        .prop_map(|v| format!("{MARK}{}", v.concat()));
+        let literal = prop_oneof![
+            body.clone().prop_map(|b| format!(
+                "'{}'",
+                b.replace('\\', "\\\\").replace('\'', "\\'").replace('\n', "\\n")
+            )),
+            body.clone().prop_map(|b| format!(
+                "\"{}\"",
+                b.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+            )),
+            (body.clone(), 0usize..4).prop_map(|(b, level)| {
+                let close = format!("]{}]", "=".repeat(level));
+                format!("[{}[{}{close}", "=".repeat(level), b.replace(&close, ""))
+            }),
+            (body.clone(), 0usize..3).prop_map(|(b, level)| {
+                let close = format!("]{}]", "=".repeat(level));
+                format!("--[{}[{}{close}", "=".repeat(level), b.replace(&close, ""))
+            }),
+            body.prop_map(|b| format!("-- {}\n", b.replace('\n', " "))),
+            prop::sample::select(vec![
+                "97531",
+                "97531.25",
+                "0x97531",
+                "0X97531FF",
+                "97531e10",
+                "97531E-3",
+                ".97531",
+                "0x97531p-4",
+                "4097531",
+            ])
+            .prop_map(str::to_owned),
+        ];
+        let code = prop::sample::select(vec![
+            "return",
+            "local",
+            "x",
+            "redis.call",
+            "redis.pcall",
+            "KEYS",
+            "ARGV",
+            "(",
+            ")",
+            "[",
+            "]",
+            ",",
+            "..",
+            "=",
+            "==",
+            "~=",
+            "+",
+            "-",
+            "*",
+            "/",
+            "{",
+            "}",
+            "if",
+            "then",
+            "end",
+            "function",
+            "tonumber",
+            "#",
+            ":",
+            ";",
+            "cjson.encode",
+        ])
+        .prop_map(str::to_owned);
+        prop::collection::vec(prop_oneof![2 => code, 1 => literal], 1..30).prop_map(|tokens| tokens.join(" "))
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn lua_literals_never_appear(script in lua_script(), numkeys in 0usize..3) {
+            let masked = mask_lua(script.as_bytes());
+            let text = String::from_utf8_lossy(&masked);
+            prop_assert!(!text.contains(MARK) && !text.contains("97531"), "{script:?} -> {text:?}");
+            prop_assert!(masked.len() <= script.len());
+            let keys: Vec<String> = (0..numkeys).map(|i| format!("k{i}")).collect();
+            for cmd in [
+                {
+                    let mut c = vec!["EVAL".to_string(), script.clone(), numkeys.to_string()];
+                    c.extend(keys.iter().cloned());
+                    c
+                },
+                vec!["EVAL_RO".into(), script.clone(), "0".into()],
+                vec!["SCRIPT".into(), "LOAD".into(), script.clone()],
+                vec!["FUNCTION".into(), "LOAD".into(), "REPLACE".into(), format!("#!lua name=lib\n{script}")],
+            ] {
+                let bytes: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+                let out = mask_command(&bytes);
+                prop_assert!(!out.contains("97531"), "{cmd:?} -> {out}");
+                // The marker is non-ASCII, so it can only appear escaped.
+                prop_assert!(!out.contains("\\xf0\\x9f\\x94\\x92"), "{cmd:?} -> {out}");
+            }
+        }
+
+        #[test]
+        fn lua_masking_never_panics(script in prop::collection::vec(any::<u8>(), 0..200)) {
+            let masked = mask_lua(&script);
+            prop_assert!(masked.len() <= script.len().max(1));
+        }
 
         #[test]
         fn no_value_ever_appears(cmd in command()) {
