@@ -42,9 +42,10 @@ fn same_span(a: &SpanContext, b: &SpanContext) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_publish_subscribe_with_headers() {
     let t = TestTelemetry::new();
+    // Settings made before `with_instrumentation` are kept by it.
     let nats = Nats::new()
-        .with_instrumentation(t.instrumentation())
-        .with_server("127.0.0.1", 4222);
+        .with_server("127.0.0.1", 4222)
+        .with_instrumentation(t.instrumentation());
     let client = connect().await;
     let subject = unique("core");
     let mut sub = client.subscribe(subject.clone()).await.expect("subscribe");

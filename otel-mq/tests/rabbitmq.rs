@@ -84,9 +84,10 @@ fn server_attrs() -> Vec<KeyValue> {
 }
 
 fn instrument(t: &TestTelemetry) -> RabbitMq {
+    // The server set before `with_instrumentation` is kept by it.
     RabbitMq::new()
-        .with_instrumentation(t.instrumentation())
         .with_server_from_uri(&amqp_url())
+        .with_instrumentation(t.instrumentation())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use opentelemetry::metrics::{Histogram, Meter};
 use opentelemetry::KeyValue;
 use opentelemetry_semantic_conventions::attribute::{
-    DB_NAMESPACE, DB_SYSTEM_NAME, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT, SERVER_ADDRESS, SERVER_PORT,
+    DB_NAMESPACE, DB_SYSTEM_NAME, NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT,
 };
 use opentelemetry_semantic_conventions::metric::DB_CLIENT_OPERATION_DURATION;
+use otelrs_core::conv::pool::default_pool_name;
+use otelrs_core::conv::{split_authority, ServerAddress};
 use otelrs_core::hotpath::intern::static_str;
 use otelrs_core::hotpath::BoundInstruments;
 use otelrs_core::instruments::{duration_histogram, DB_DURATION_BUCKETS};
@@ -181,8 +183,8 @@ pub struct Target {
     /// Equal for targets with equal attributes (see [`target_id`]): the bound-instrument key.
     pub(crate) id: u64,
     pub(crate) attributes: Vec<KeyValue>,
-    pub(crate) address: String,
-    pub(crate) port: Option<u16>,
+    /// The server with the port as connected (default or not), for the pool name.
+    pub(crate) server: Option<ServerAddress>,
     pub(crate) namespace: String,
 }
 
@@ -213,32 +215,39 @@ impl Target {
     /// The target of connections opened with `info`.
     pub fn from_connection_info(info: &ConnectionInfo) -> Self {
         let namespace = info.redis_settings().db().to_string();
-        let (address, port) = match info.addr() {
-            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), Some(*port)),
-            ConnectionAddr::Unix(path) => (path.to_string_lossy().into_owned(), None),
+        let server = match info.addr() {
+            // The host as the one `server.address` rule reads it (brackets of an IPv6 literal
+            // dropped); the port comes from the connection info, not the host text.
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => split_authority(host)
+                .map(|(host, _)| ServerAddress::from_value(static_str(host), Some(*port))),
+            ConnectionAddr::Unix(path) => {
+                Some(ServerAddress::from_value(static_str(&path.to_string_lossy()), None)).filter(|s| !s.address.as_str().is_empty())
+            }
             // `ConnectionAddr` is non-exhaustive.
             #[allow(unreachable_patterns)]
-            _ => (String::new(), None),
+            _ => None,
         };
         let mut attributes = vec![
             KeyValue::new(DB_SYSTEM_NAME, "redis"),
             KeyValue::new(DB_NAMESPACE, static_str(&namespace)),
         ];
-        if !address.is_empty() {
-            attributes.push(KeyValue::new(SERVER_ADDRESS, static_str(&address)));
-            if let Some(p) = port.filter(|p| *p != DEFAULT_PORT) {
-                attributes.push(KeyValue::new(SERVER_PORT, i64::from(p)));
-            }
-            if let (Ok(ip), Some(p)) = (address.parse::<std::net::IpAddr>(), port) {
+        if let Some(server) = &server {
+            // `server.port` only when it is not Redis's default.
+            ServerAddress::from_value(server.address.clone(), server.port.filter(|p| *p != DEFAULT_PORT))
+                .push_attributes(&mut attributes);
+            if let (Ok(ip), Some(p)) = (server.address.as_str().parse::<std::net::IpAddr>(), server.port) {
                 attributes.push(KeyValue::new(NETWORK_PEER_ADDRESS, static_str(&ip.to_string())));
                 attributes.push(KeyValue::new(NETWORK_PEER_PORT, i64::from(p)));
             }
         }
+        let id = match &server {
+            Some(s) => target_id(s.address.as_str(), s.port, &namespace),
+            None => target_id("", None, &namespace),
+        };
         Self {
-            id: target_id(&address, port, &namespace),
+            id,
             attributes,
-            address,
-            port,
+            server,
             namespace,
         }
     }
@@ -246,10 +255,7 @@ impl Target {
     /// The default pool name: `server.address:server.port/db.namespace` (`127.0.0.1:6379/0`),
     /// or `path/db.namespace` for a Unix socket.
     pub fn pool_name(&self) -> String {
-        match self.port {
-            Some(p) => format!("{}:{}/{}", self.address, p, self.namespace),
-            None => format!("{}/{}", self.address, self.namespace),
-        }
+        default_pool_name(self.server.as_ref(), &self.namespace)
     }
 }
 
@@ -283,6 +289,33 @@ mod tests {
             ]
         );
         assert_eq!(t.pool_name(), "cache.internal:6380/0");
+    }
+
+    #[test]
+    fn ipv6_and_unix_targets_follow_the_one_address_rule() {
+        let t = Target::from_connection_info(&"redis://[::1]:6380/2".into_connection_info().unwrap());
+        assert_eq!(
+            t.attributes,
+            vec![
+                KeyValue::new("db.system.name", "redis"),
+                KeyValue::new("db.namespace", "2"),
+                KeyValue::new("server.address", "::1"),
+                KeyValue::new("server.port", 6380i64),
+                KeyValue::new("network.peer.address", "::1"),
+                KeyValue::new("network.peer.port", 6380i64),
+            ]
+        );
+        assert_eq!(t.pool_name(), "::1:6380/2");
+        let t = Target::from_connection_info(&"redis+unix:///run/redis.sock?db=1".into_connection_info().unwrap());
+        assert_eq!(
+            t.attributes,
+            vec![
+                KeyValue::new("db.system.name", "redis"),
+                KeyValue::new("db.namespace", "1"),
+                KeyValue::new("server.address", "/run/redis.sock"),
+            ]
+        );
+        assert_eq!(t.pool_name(), "/run/redis.sock/1");
     }
 
     #[test]

@@ -460,10 +460,11 @@ async fn query_text_modes_and_filter() {
     let raw = RedisInstrumentation::new()
         .with_instrumentation(t.instrumentation())
         .with_query_text(QueryText::Raw);
+    // Options set before `with_instrumentation` are kept by it.
     let off = RedisInstrumentation::new()
-        .with_instrumentation(t.instrumentation())
         .with_query_text(QueryText::Off)
-        .with_filter(otelrs_redis::Filter::new(|op: &str| op != "PING"));
+        .with_filter(otelrs_redis::Filter::new(|op: &str| op != "PING"))
+        .with_instrumentation(t.instrumentation());
     let mut raw_conn = raw.connection(bare.clone(), client.get_connection_info());
     let mut off_conn = off.connection(bare.clone(), client.get_connection_info());
 

@@ -15,7 +15,8 @@ use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt, Tr
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
-use otelrs_core::conv::pool::PoolMetrics;
+use otelrs_core::conv::pool::{default_pool_name, PoolMetrics};
+use otelrs_core::conv::ServerAddress;
 use otelrs_core::hotpath::intern::{shared_str, static_str, Interner};
 use otelrs_core::hotpath::{self, BoundInstruments};
 use otelrs_core::instruments::{self, DB_DURATION_BUCKETS};
@@ -120,16 +121,15 @@ pub(crate) fn pool_name(options: &SqlOptions, server: &ServerInfo, configured_po
     match &options.pool_name {
         Some(n) => n.clone(),
         None => {
-            let ns = server.namespace.as_deref().unwrap_or("");
-            match (&server.server, configured_port) {
-                (Some(a), Some(p)) => Cow::Owned(format!("{}:{p}/{ns}", a.address.as_str())),
-                (Some(a), None) => Cow::Owned(format!("{}/{ns}", a.address.as_str())),
-                (None, _) => Cow::Owned(ns.to_owned()),
-            }
+            // The configured port, default or not, tells pools on one host apart.
+            let address = server
+                .server
+                .as_ref()
+                .map(|a| ServerAddress::from_value(a.address.clone(), configured_port));
+            Cow::Owned(default_pool_name(address.as_ref(), server.namespace.as_deref().unwrap_or("")))
         }
     }
 }
-
 impl Shared {
     pub(crate) fn new<DB: InstrumentedDatabase>(
         options: &SqlOptions,

@@ -15,6 +15,7 @@
 //! | `db.client.connection.timeouts` | counter | `{timeout}` | pool name | [`PoolMetrics::record_timeout`] |
 //!
 //! The pool name is `db.client.connection.pool.name`; it must be unique within the application.
+//! Adapters default it with [`default_pool_name`].
 //! Descriptions are the semantic conventions' briefs.
 //!
 //! ```
@@ -44,8 +45,32 @@ use opentelemetry::metrics::{AsyncInstrument, Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_semantic_conventions::{attribute, metric};
 
+use crate::conv::ServerAddress;
 use crate::hotpath::FixedBound;
 use crate::instruments::{counter, duration_histogram, seconds, POOL_TIME_BUCKETS};
+
+/// The default `db.client.connection.pool.name` of a pool whose user named none:
+/// `{server.address}:{port}/{db.namespace}` with the port as configured (default or not), or
+/// `{server.address}/{db.namespace}` without a port (a Unix socket), or the namespace alone
+/// without a server (SQLite).
+///
+/// ```
+/// use otelrs_core::conv::{pool::default_pool_name, ServerAddress};
+///
+/// assert_eq!(default_pool_name(Some(&ServerAddress::new("127.0.0.1", Some(5432))), "app"), "127.0.0.1:5432/app");
+/// assert_eq!(default_pool_name(Some(&ServerAddress::new("/run/redis.sock", None)), "0"), "/run/redis.sock/0");
+/// assert_eq!(default_pool_name(None, "main.db"), "main.db");
+/// ```
+pub fn default_pool_name(server: Option<&ServerAddress>, namespace: &str) -> String {
+    match server {
+        Some(ServerAddress {
+            address,
+            port: Some(port),
+        }) => format!("{}:{port}/{namespace}", address.as_str()),
+        Some(ServerAddress { address, port: None }) => format!("{}/{namespace}", address.as_str()),
+        None => namespace.to_owned(),
+    }
+}
 
 const COUNT_DESCRIPTION: &str =
     "The number of connections that are currently in state described by the `state` attribute.";

@@ -331,3 +331,25 @@ impl<S> Layer<S> for HttpServerLayer {
         HttpServerService::new(inner, Arc::clone(&self.shared))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_instrumentation_keeps_the_options_set_before_it() {
+        let layer = HttpServerLayer::new()
+            .with_filter(crate::filter::path("/healthz").not())
+            .with_public_endpoint(true)
+            .with_request_headers(["x-tenant"])
+            .with_route_handle(true)
+            .with_instrumentation(Instrumentation::new());
+        let shared = &layer.shared;
+        assert!(shared.filter.is_some());
+        assert!(shared.public_endpoint);
+        assert!(!shared.request_headers.is_empty());
+        assert!(shared.route_handle);
+        let fresh = HttpServerLayer::new().with_instrumentation(Instrumentation::new());
+        assert!(fresh.shared.filter.is_none() && !fresh.shared.public_endpoint);
+    }
+}
