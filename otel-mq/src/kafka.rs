@@ -26,7 +26,7 @@ use ::rdkafka::producer::future_producer::OwnedDeliveryResult;
 use ::rdkafka::producer::{FutureProducer, FutureRecord};
 use ::rdkafka::util::{AsyncRuntime, Timeout};
 use ::rdkafka::ClientContext;
-use opentelemetry::trace::{Link, SpanKind, TraceContextExt};
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
 use otelrs_core::conv::ServerAddress;
@@ -197,14 +197,7 @@ impl Kafka {
             partition: record.partition.map(|p| p.to_string()),
             batch_count: None,
         };
-        let (kind, links) = match creation {
-            Some(cx) if cx.span().span_context().is_valid() => (
-                SpanKind::Client,
-                vec![Link::with_context(cx.span().span_context().clone())],
-            ),
-            Some(_) => (SpanKind::Client, Vec::new()),
-            None => (SpanKind::Producer, Vec::new()),
-        };
+        let (kind, links) = crate::model::send_kind_and_links(creation);
         let body_size = t.settings.body_size;
         let message_key = t.settings.message_key;
         let mut active = t.start(&op, kind, &Context::current(), links, |a| {

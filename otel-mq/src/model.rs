@@ -257,6 +257,20 @@ pub(crate) struct Settings {
     pub(crate) message_key: bool,
 }
 
+/// The kind and links of a send span: `PRODUCER` when the send creates the message; `CLIENT`
+/// when the caller created it earlier (`creation`), linking to that creation context when it is
+/// valid (semconv: the creation context is the message's, the send only transports it).
+pub(crate) fn send_kind_and_links(creation: Option<&Context>) -> (SpanKind, Vec<Link>) {
+    match creation {
+        Some(cx) if cx.span().span_context().is_valid() => (
+            SpanKind::Client,
+            vec![Link::with_context(cx.span().span_context().clone())],
+        ),
+        Some(_) => (SpanKind::Client, Vec::new()),
+        None => (SpanKind::Producer, Vec::new()),
+    }
+}
+
 /// Tracer, instruments and settings of one adapter instance. Instruments are created once, here.
 #[derive(Clone)]
 pub(crate) struct Telemetry {

@@ -29,7 +29,7 @@ use ::lapin::publisher_confirm::{Confirmation, PublisherConfirm};
 use ::lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use ::lapin::{BasicProperties, Channel, Consumer, ErrorKind};
 use futures_core::Stream;
-use opentelemetry::trace::{Link, SpanKind, TraceContextExt};
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
 use otelrs_core::conv::io_error_type;
@@ -263,14 +263,7 @@ impl TracedChannel {
             partition: None,
             batch_count: None,
         };
-        let (kind, links) = match creation {
-            Some(cx) if cx.span().span_context().is_valid() => (
-                SpanKind::Client,
-                vec![Link::with_context(cx.span().span_context().clone())],
-            ),
-            Some(_) => (SpanKind::Client, Vec::new()),
-            None => (SpanKind::Producer, Vec::new()),
-        };
+        let (kind, links) = crate::model::send_kind_and_links(creation);
         let body_size = t.settings.body_size;
         let mut active = t.start(&op, kind, &Context::current(), links, |a| {
             if !routing_key.is_empty() {
