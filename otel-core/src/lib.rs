@@ -10,7 +10,7 @@
 //! | [`Filter`] | the one shape of "which requests are instrumented", per request kind |
 //! | [`propagation`] | carriers for `http::HeaderMap` and string-keyed message headers; a strict W3C Trace Context propagator (passes the W3C test suite at its strictest level), W3C Baggage with the spec's limits, and their composite [`propagation::W3cPropagator`] (the default) |
 //! | [`instruments`] | semconv histogram bucket advice and builders that create each instrument once |
-//! | [`conv`] | the semantic-convention rules every adapter shares: `server.address`/`server.port` parsing, `error.type` from error chains, cancelled/panic/timeout outcomes, database connection-pool metrics |
+//! | [`conv`] | the semantic-convention rules every adapter shares: `server.address`/`server.port` parsing, `error.type` from error chains, cancelled/panic/timeout outcomes, database connection-pool metrics, sensitive header and metadata names |
 //! | [`status`] | span status and `error.type` rules, HTTP and gRPC error sets, gRPC code names, I/O error classification, log-based exception events |
 //! | [`sampling`] | rate-limiting, run-time adjustable ratio and attribute-rule samplers |
 //! | `sdk` (feature `sdk`) | one-call SDK setup from the standard `OTEL_*` variables, with a builder to override them in code |

@@ -156,16 +156,21 @@ pub(crate) fn parse_target(target: &str) -> ServerAddress {
     ServerAddress::parse(target).unwrap_or_else(whole)
 }
 
-/// One configured metadata key and the attribute key it is recorded under.
+/// One configured metadata key, the attribute key it is recorded under, and whether its values
+/// are redacted.
 #[derive(Clone, Debug)]
 pub(crate) struct CapturedKey {
     pub(crate) name: HeaderName,
     pub(crate) attribute: Key,
+    /// A sensitive key ([`otelrs_core::conv::sensitive`]) not declared safe to export: each value
+    /// is recorded as `REDACTED`.
+    pub(crate) redact: bool,
 }
 
 /// Builds the capture list for `prefix` (`rpc.request.metadata` / `rpc.response.metadata`).
-/// Names are lower-cased; names that are not valid metadata keys are ignored.
-pub(crate) fn captured_keys<I, S>(prefix: &str, names: I) -> Vec<CapturedKey>
+/// Names are lower-cased; names that are not valid metadata keys are ignored. Sensitive keys not
+/// listed in `exported` are redacted.
+pub(crate) fn captured_keys<I, S>(prefix: &str, names: I, exported: &[String]) -> Vec<CapturedKey>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
@@ -181,6 +186,7 @@ where
         }
         out.push(CapturedKey {
             attribute: Key::from(format!("{prefix}.{lower}")),
+            redact: otelrs_core::conv::sensitive::redacts(&lower, exported),
             name: header,
         });
     }
@@ -188,13 +194,19 @@ where
 }
 
 /// The values of `key` in `headers` as a string-array attribute, or `None` if absent. Values that
-/// are not visible ASCII are skipped.
+/// are not visible ASCII are skipped; a redacted key records `REDACTED` per value.
 pub(crate) fn metadata_attribute(headers: &HeaderMap, key: &CapturedKey) -> Option<KeyValue> {
     let values: Vec<StringValue> = headers
         .get_all(&key.name)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .map(|v| StringValue::from(v.to_owned()))
+        .map(|v| {
+            if key.redact {
+                StringValue::from(otelrs_core::conv::sensitive::REDACTED)
+            } else {
+                StringValue::from(v.to_owned())
+            }
+        })
         .collect();
     if values.is_empty() {
         None
@@ -296,7 +308,11 @@ mod tests {
 
     #[test]
     fn metadata_keys_and_values() {
-        let keys = captured_keys("rpc.request.metadata", ["X-Tenant", "x-tenant", "bad key", "x-ids"]);
+        let keys = captured_keys(
+            "rpc.request.metadata",
+            ["X-Tenant", "x-tenant", "bad key", "x-ids"],
+            &[],
+        );
         assert_eq!(keys.len(), 2);
         assert_eq!(keys[0].attribute.as_str(), "rpc.request.metadata.x-tenant");
         let mut h = HeaderMap::new();
@@ -310,6 +326,57 @@ mod tests {
                 Value::Array(Array::String(vec!["1".into(), "2".into()]))
             ))
         );
+    }
+
+    #[test]
+    fn sensitive_metadata_is_redacted_unless_exported() {
+        let keys = captured_keys(
+            "rpc.request.metadata",
+            ["Authorization", "x-api-key", "x-tenant", "cookie"],
+            &["COOKIE".to_owned()],
+        );
+        let mut h = HeaderMap::new();
+        h.append("authorization", "Bearer tok_live_1".parse().unwrap());
+        h.append("authorization", "Basic YWxpY2U6cHc=".parse().unwrap());
+        h.append("x-api-key", "k-1".parse().unwrap());
+        h.append("x-tenant", "acme".parse().unwrap());
+        h.append("cookie", "sid=1".parse().unwrap());
+        let got: Vec<KeyValue> = keys.iter().filter_map(|k| metadata_attribute(&h, k)).collect();
+        let strings = |v: &[&str]| Value::Array(Array::String(v.iter().map(|s| s.to_string().into()).collect()));
+        assert_eq!(
+            got,
+            vec![
+                KeyValue::new("rpc.request.metadata.authorization", strings(&["REDACTED", "REDACTED"])),
+                KeyValue::new("rpc.request.metadata.x-api-key", strings(&["REDACTED"])),
+                KeyValue::new("rpc.request.metadata.x-tenant", strings(&["acme"])),
+                KeyValue::new("rpc.request.metadata.cookie", strings(&["sid=1"])),
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sensitive_metadata_values_never_show(
+            value in "Zq[A-Za-z0-9+/=._-]{1,30}",
+            name in proptest::sample::select(vec![
+                "authorization", "Authorization", "proxy-authorization", "cookie", "x-api-key", "api-key",
+                "x-auth-token", "x-session-token", "x-client-secret", "x-refresh-token", "grpc-password",
+            ]),
+            exported in proptest::collection::vec("[a-z-]{1,12}", 0..3),
+        ) {
+            let keys = captured_keys("rpc.response.metadata", [name, "x-other"], &exported);
+            let mut h = HeaderMap::new();
+            let lower = name.to_ascii_lowercase();
+            h.append(HeaderName::from_bytes(lower.as_bytes()).unwrap(), value.parse().unwrap());
+            let got: Vec<KeyValue> = keys.iter().filter_map(|k| metadata_attribute(&h, k)).collect();
+            proptest::prop_assert_eq!(got.len(), 1);
+            let shown = format!("{got:?}");
+            if exported.iter().any(|e| e.eq_ignore_ascii_case(name)) {
+                proptest::prop_assert!(shown.contains(&value));
+            } else {
+                proptest::prop_assert!(!shown.contains("Zq"), "{shown}");
+            }
+        }
     }
 
     #[test]

@@ -87,7 +87,10 @@ impl GrpcClientLayer {
         self.with(|o| o.filter = Some(filter))
     }
 
-    /// Records these request metadata keys as `rpc.request.metadata.<key>` (string arrays).
+    /// Records these request metadata keys as `rpc.request.metadata.<key>` (string arrays). The
+    /// values of sensitive keys (`authorization`, `cookie`, `x-api-key`, keys containing
+    /// `token`, `secret`, `session`, ...: [`otelrs_core::conv::sensitive`]) are recorded as
+    /// `REDACTED`, one per value, unless listed with `with_sensitive_metadata_exported`.
     pub fn with_request_metadata<I, S>(self, keys: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -98,7 +101,8 @@ impl GrpcClientLayer {
     }
 
     /// Records these response metadata keys (from the response headers or trailers) as
-    /// `rpc.response.metadata.<key>` (string arrays).
+    /// `rpc.response.metadata.<key>` (string arrays); sensitive keys as `REDACTED`, as for the
+    /// request metadata.
     pub fn with_response_metadata<I, S>(self, keys: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -106,6 +110,19 @@ impl GrpcClientLayer {
     {
         let keys: Vec<String> = keys.into_iter().map(Into::into).collect();
         self.with(|o| o.response_metadata = keys)
+    }
+
+    /// Records the values of these sensitive metadata keys as sent when they are captured
+    /// (request or response; case-insensitive). By default every captured sensitive key is
+    /// recorded as `REDACTED`. What you give up: the credentials in these keys reach the
+    /// telemetry backend; list only keys whose values are not secrets in your application.
+    pub fn with_sensitive_metadata_exported<I, S>(self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let keys: Vec<String> = keys.into_iter().map(Into::into).collect();
+        self.with(|o| o.sensitive_exported = keys)
     }
 
     /// Which semconv names to emit; by default read from `OTEL_SEMCONV_STABILITY_OPT_IN`

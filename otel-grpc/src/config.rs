@@ -57,6 +57,8 @@ pub(crate) struct Options {
     pub(crate) filter: Option<Filter>,
     pub(crate) request_metadata: Vec<String>,
     pub(crate) response_metadata: Vec<String>,
+    /// Sensitive metadata keys recorded as sent (see `with_sensitive_metadata_exported`).
+    pub(crate) sensitive_exported: Vec<String>,
     pub(crate) mode: Option<SemconvMode>,
     // Server only.
     pub(crate) known_services: Option<HashSet<String>>,
@@ -72,6 +74,7 @@ impl fmt::Debug for Options {
             .field("filter", &self.filter.as_ref().map(|_| "fn"))
             .field("request_metadata", &self.request_metadata)
             .field("response_metadata", &self.response_metadata)
+            .field("sensitive_exported", &self.sensitive_exported)
             .field("mode", &self.mode)
             .field("known_services", &self.known_services)
             .field("server_timeout", &self.server_timeout)
@@ -159,8 +162,16 @@ impl Shared {
             duration,
             old_duration,
             filter: options.filter.clone(),
-            request_metadata: captured_keys(RPC_REQUEST_METADATA, &options.request_metadata),
-            response_metadata: captured_keys(RPC_RESPONSE_METADATA, &options.response_metadata),
+            request_metadata: captured_keys(
+                RPC_REQUEST_METADATA,
+                &options.request_metadata,
+                &options.sensitive_exported,
+            ),
+            response_metadata: captured_keys(
+                RPC_RESPONSE_METADATA,
+                &options.response_metadata,
+                &options.sensitive_exported,
+            ),
             known_services: options.known_services.clone(),
             server_timeout: options.server_timeout,
             target: options.target.as_deref().map(parse_target),

@@ -135,6 +135,15 @@ impl HttpServerMiddleware {
         self.map(|l| l.with_response_headers(names))
     }
 
+    /// See [`HttpServerLayer::with_sensitive_headers_exported`].
+    pub fn with_sensitive_headers_exported<I, N>(self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        self.map(|l| l.with_sensitive_headers_exported(names))
+    }
+
     /// See [`HttpServerLayer::with_known_methods`].
     pub fn with_known_methods(self, methods: KnownMethods) -> Self {
         self.map(|l| l.with_known_methods(methods))

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderName, Method, Uri, Version};
 use opentelemetry::{Array, Key, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute::{HTTP_REQUEST_HEADER, HTTP_RESPONSE_HEADER};
+use otelrs_core::conv::sensitive::redacts;
 
 /// The environment variable that replaces the list of known HTTP methods (comma-separated,
 /// case-sensitive).
@@ -37,8 +38,9 @@ pub const SENSITIVE_QUERY_KEYS: [&str; 7] = [
     "X-Amz-Security-Token",
 ];
 
-/// The replacement for credentials and sensitive query values.
-pub const REDACTED: &str = "REDACTED";
+/// The replacement for credentials, query values and the values of sensitive captured headers
+/// (the family's one spelling, [`otelrs_core::conv::sensitive::REDACTED`]).
+pub const REDACTED: &str = otelrs_core::conv::sensitive::REDACTED;
 
 /// The default known methods (RFC 9110, PATCH from RFC 5789 and QUERY).
 pub const DEFAULT_KNOWN_METHODS: [&str; 10] = [
@@ -147,16 +149,18 @@ pub fn protocol_version(version: Version) -> Option<&'static str> {
 }
 
 /// Replaces every query value with [`REDACTED`], keeping the keys and their order
-/// (`q=shoes&page=2` → `q=REDACTED&page=REDACTED`). A parameter without `=` is hidden whole, as
-/// it may itself be a token. Values hold whatever the client sent (passwords, tokens, e-mail
-/// addresses under any key name), so none is recorded by default: a superset of the semantic
-/// conventions' [`SENSITIVE_QUERY_KEYS`] rule. Borrows when there is nothing to hide.
+/// (`q=shoes&page=2` → `q=REDACTED&page=REDACTED`). Values hold whatever the client sent
+/// (passwords, tokens, e-mail addresses under any key name), so none is recorded by default: a
+/// superset of the semantic conventions' [`SENSITIVE_QUERY_KEYS`] rule.
+///
+/// A parameter without a value is hidden whole, as it may itself be a token: one without `=`
+/// (`?eyJhbGciOi`), and one whose value is empty or only `=` (a base64 token with its padding,
+/// `?dGhpcy1pcy1hLXRva2Vu=` or `?YWJj==`, reads as a key with an empty value). A legitimately
+/// empty parameter (`?a=`) therefore becomes `REDACTED` as well: its key is what you give up.
+/// Empty pairs (`a=1&&b=2`) stay empty. The result redacts to itself. Borrows when there is
+/// nothing to hide. Every adapter's `url.query` and `url.full` go through this function.
 pub fn redact_query(query: &str) -> Cow<'_, str> {
-    let hidden = |pair: &str| match pair.split_once('=') {
-        Some((_, v)) => !v.is_empty() && v != REDACTED,
-        None => !pair.is_empty() && pair != REDACTED,
-    };
-    if !query.split('&').any(hidden) {
+    if !query.split('&').any(|pair| query_pair(pair) != QueryPair::Keep) {
         return Cow::Borrowed(query);
     }
     let mut out = String::with_capacity(query.len() + 8);
@@ -164,18 +168,39 @@ pub fn redact_query(query: &str) -> Cow<'_, str> {
         if i > 0 {
             out.push('&');
         }
-        match pair.split_once('=') {
-            Some((k, v)) if !v.is_empty() => {
-                out.push_str(k);
+        match query_pair(pair) {
+            QueryPair::Keep => out.push_str(pair),
+            QueryPair::Value(key) => {
+                out.push_str(key);
                 out.push('=');
                 out.push_str(REDACTED);
             }
-            Some(_) => out.push_str(pair),
-            None if pair.is_empty() => {}
-            None => out.push_str(REDACTED),
+            QueryPair::Whole => out.push_str(REDACTED),
         }
     }
     Cow::Owned(out)
+}
+
+/// What [`redact_query`] does with one `&`-separated pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QueryPair<'a> {
+    /// Nothing to hide: empty, or already redacted.
+    Keep,
+    /// `key=value`: the value is replaced.
+    Value(&'a str),
+    /// No value (no `=`, an empty value, or only `=`): the pair may be a token and is replaced.
+    Whole,
+}
+
+fn query_pair(pair: &str) -> QueryPair<'_> {
+    if pair.is_empty() || pair == REDACTED {
+        return QueryPair::Keep;
+    }
+    match pair.split_once('=') {
+        Some((_, REDACTED)) => QueryPair::Keep,
+        Some((key, value)) if value.bytes().any(|b| b != b'=') => QueryPair::Value(key),
+        _ => QueryPair::Whole,
+    }
 }
 
 pub use otelrs_core::conv::address::default_port;
@@ -416,9 +441,25 @@ pub fn client_server_address<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Option
 }
 
 /// Opt-in capture of named headers as `http.{request|response}.header.<name>` string arrays.
+///
+/// The values of sensitive headers ([`otelrs_core::conv::sensitive`]: `Authorization`,
+/// `Proxy-Authorization`, `Cookie`, `Set-Cookie`, `X-API-Key`, names containing `token`,
+/// `secret`, `session`, `auth`, ...) are captured as [`REDACTED`], one per value, unless listed
+/// with [`HeaderCapture::with_sensitive_exported`]: the attribute shows that the header was sent
+/// and how often, never the credential.
 #[derive(Clone, Debug, Default)]
 pub struct HeaderCapture {
-    names: Vec<(HeaderName, Key)>,
+    names: Vec<CapturedHeader>,
+    /// Sensitive names the application declared safe to export (lower-cased).
+    exported: Vec<String>,
+}
+
+/// One configured header: its name, its attribute key, and whether its values are redacted.
+#[derive(Clone, Debug)]
+struct CapturedHeader {
+    name: HeaderName,
+    key: Key,
+    redact: bool,
 }
 
 /// Which message a [`HeaderCapture`] reads.
@@ -431,8 +472,33 @@ pub enum HeaderSide {
 }
 
 impl HeaderCapture {
-    /// Captures `names` (invalid header names are ignored; names are lower-cased).
+    /// Captures `names` (invalid header names are ignored; names are lower-cased). Sensitive
+    /// names are captured as [`REDACTED`] values.
     pub fn new<I, N>(side: HeaderSide, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        let mut capture = Self::default();
+        capture.set_names(side, names);
+        capture
+    }
+
+    /// Exports the values of these sensitive headers as sent (names are compared
+    /// case-insensitively; names that are not sensitive are always exported). What you give up:
+    /// the credentials in those headers reach the telemetry backend.
+    pub fn with_sensitive_exported<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        let names: Vec<String> = names.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        self.set_sensitive_exported(&names);
+        self
+    }
+
+    /// Replaces the captured names, keeping the sensitive names declared safe to export.
+    pub(crate) fn set_names<I, N>(&mut self, side: HeaderSide, names: I)
     where
         I: IntoIterator<Item = N>,
         N: AsRef<str>,
@@ -441,18 +507,27 @@ impl HeaderCapture {
             HeaderSide::Request => HTTP_REQUEST_HEADER,
             HeaderSide::Response => HTTP_RESPONSE_HEADER,
         };
-        let mut out: Vec<(HeaderName, Key)> = Vec::new();
+        let mut out: Vec<CapturedHeader> = Vec::new();
         for n in names {
             let Ok(name) = HeaderName::from_bytes(n.as_ref().trim().as_bytes()) else {
                 continue;
             };
-            if out.iter().any(|(existing, _)| *existing == name) {
+            if out.iter().any(|existing| existing.name == name) {
                 continue;
             }
             let key = Key::from(format!("{prefix}.{}", name.as_str()));
-            out.push((name, key));
+            let redact = redacts(name.as_str(), &self.exported);
+            out.push(CapturedHeader { name, key, redact });
         }
-        Self { names: out }
+        self.names = out;
+    }
+
+    /// Replaces the sensitive names declared safe to export.
+    pub(crate) fn set_sensitive_exported<S: AsRef<str>>(&mut self, names: &[S]) {
+        self.exported = names.iter().map(|n| n.as_ref().trim().to_ascii_lowercase()).collect();
+        for h in &mut self.names {
+            h.redact = redacts(h.name.as_str(), &self.exported);
+        }
     }
 
     /// Whether no header is configured.
@@ -463,7 +538,7 @@ impl HeaderCapture {
     /// The configured header names.
     #[cfg_attr(not(feature = "actix-web"), allow(dead_code))]
     pub(crate) fn names(&self) -> impl Iterator<Item = &HeaderName> {
-        self.names.iter().map(|(name, _)| name)
+        self.names.iter().map(|h| &h.name)
     }
 
     /// Appends one attribute per configured header present in `headers`, with all its values.
@@ -481,10 +556,17 @@ impl HeaderCapture {
         F: FnMut(&HeaderName) -> I,
         I: Iterator<Item = &'h [u8]>,
     {
-        for (name, key) in &self.names {
-            let values: Vec<StringValue> = get_all(name).filter_map(header_bytes_text).collect();
+        for h in &self.names {
+            let values: Vec<StringValue> = if h.redact {
+                get_all(&h.name)
+                    .filter(|v| !v.is_empty())
+                    .map(|_| StringValue::from(REDACTED))
+                    .collect()
+            } else {
+                get_all(&h.name).filter_map(header_bytes_text).collect()
+            };
             if !values.is_empty() {
-                out.push(KeyValue::new(key.clone(), Value::Array(Array::String(values))));
+                out.push(KeyValue::new(h.key.clone(), Value::Array(Array::String(values))));
             }
         }
     }
@@ -512,6 +594,7 @@ pub(crate) fn peer_addr(extensions: &http::Extensions) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::{prop_oneof, Just, Strategy as _};
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -560,10 +643,21 @@ mod tests {
             redact_query("password=hunter2&email=a%40b.example&token=t"),
             "password=REDACTED&email=REDACTED&token=REDACTED"
         );
-        // A bare parameter may itself be a secret; empty values have nothing to hide.
-        assert_eq!(redact_query("eyJhbGciOi&flag="), "REDACTED&flag=");
-        assert!(matches!(redact_query("a=&b="), Cow::Borrowed("a=&b=")));
-        assert!(matches!(redact_query("a=REDACTED"), Cow::Borrowed(_)), "idempotent");
+        // A parameter without a value may itself be a secret: without `=`, with an empty value
+        // or with only `=` padding (a base64 token), it is hidden whole.
+        assert_eq!(redact_query("eyJhbGciOi&flag="), "REDACTED&REDACTED");
+        assert_eq!(
+            redact_query("dGhpcy1pcy1hLXRva2Vu=&YWJj==&===&q=1"),
+            "REDACTED&REDACTED&REDACTED&q=REDACTED"
+        );
+        assert_eq!(redact_query("a=&b="), "REDACTED&REDACTED");
+        assert_eq!(redact_query("a=b=&c"), "a=REDACTED&REDACTED");
+        assert!(matches!(redact_query("a=1&&b=2"), Cow::Owned(s) if s == "a=REDACTED&&b=REDACTED"));
+        assert!(
+            matches!(redact_query("a=REDACTED&REDACTED&&"), Cow::Borrowed(_)),
+            "idempotent"
+        );
+        assert!(matches!(redact_query(""), Cow::Borrowed("")));
     }
 
     #[test]
@@ -625,6 +719,58 @@ mod tests {
     }
 
     #[test]
+    fn sensitive_headers_are_captured_redacted_unless_exported() {
+        let h = headers(&[
+            ("authorization", "Bearer tok_live_1"),
+            ("cookie", "sid=abc"),
+            ("cookie", "theme=dark"),
+            ("x-api-key", "k-123"),
+            ("x-request-id", "r-1"),
+        ]);
+        let names = ["Authorization", "Cookie", "X-API-Key", "x-request-id"];
+        let mut out = Vec::new();
+        HeaderCapture::new(HeaderSide::Request, names).collect(&h, &mut out);
+        let strings = |v: &[&str]| {
+            Value::Array(Array::String(
+                v.iter().map(|s| StringValue::from(s.to_string())).collect(),
+            ))
+        };
+        assert_eq!(
+            out,
+            vec![
+                KeyValue::new("http.request.header.authorization", strings(&["REDACTED"])),
+                KeyValue::new("http.request.header.cookie", strings(&["REDACTED", "REDACTED"])),
+                KeyValue::new("http.request.header.x-api-key", strings(&["REDACTED"])),
+                KeyValue::new("http.request.header.x-request-id", strings(&["r-1"])),
+            ]
+        );
+        // Declared safe, before or after the names are set.
+        let mut out = Vec::new();
+        HeaderCapture::new(HeaderSide::Request, names)
+            .with_sensitive_exported(["X-Api-Key"])
+            .collect(&h, &mut out);
+        assert_eq!(
+            out[2],
+            KeyValue::new("http.request.header.x-api-key", strings(&["k-123"]))
+        );
+        assert_eq!(
+            out[0],
+            KeyValue::new("http.request.header.authorization", strings(&["REDACTED"]))
+        );
+        let mut capture = HeaderCapture::default().with_sensitive_exported(["cookie"]);
+        capture.set_names(HeaderSide::Response, ["set-cookie", "cookie"]);
+        let mut out = Vec::new();
+        capture.collect(&headers(&[("set-cookie", "a=1"), ("cookie", "b=2")]), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                KeyValue::new("http.response.header.set-cookie", strings(&["REDACTED"])),
+                KeyValue::new("http.response.header.cookie", strings(&["b=2"])),
+            ]
+        );
+    }
+
+    #[test]
     fn header_capture_collects_all_values_as_string_arrays() {
         let cap = HeaderCapture::new(HeaderSide::Request, ["X-Custom", "x-custom", "bad name", "absent"]);
         let h = headers(&[("x-custom", "a"), ("x-custom", "b")]);
@@ -637,5 +783,61 @@ mod tests {
                 Value::Array(Array::String(vec!["a".into(), "b".into()]))
             )]
         );
+    }
+
+    /// A secret token: `Zq` (never in a key or a fixed word) and base64 characters.
+    fn token() -> impl proptest::strategy::Strategy<Value = String> {
+        "[A-Za-z0-9+/_-]{4,24}".prop_map(|t| format!("Zq{t}"))
+    }
+
+    /// A query parameter whose secret part (if any) carries `Zq`.
+    fn pair() -> impl proptest::strategy::Strategy<Value = String> {
+        prop_oneof![
+            // key=value
+            ("[a-y]{1,8}", token()).prop_map(|(k, v)| format!("{k}={v}")),
+            // a bare token, with or without padding: `tok`, `tok=`, `tok==`
+            (token(), 0usize..3).prop_map(|(t, pad)| format!("{t}{}", "=".repeat(pad))),
+            // key with an empty value
+            "[a-y]{1,8}".prop_map(|k| format!("{k}=")),
+            // value containing `=`
+            ("[a-y]{1,8}", token(), token()).prop_map(|(k, a, b)| format!("{k}={a}={b}=")),
+            Just(String::new()),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_query_token_or_value_is_ever_kept(pairs in proptest::collection::vec(pair(), 0..6)) {
+            let query = pairs.join("&");
+            let redacted = redact_query(&query);
+            proptest::prop_assert!(!redacted.contains("Zq"), "{query:?} -> {redacted:?}");
+            proptest::prop_assert_eq!(redact_query(&redacted), redacted.clone(), "idempotent");
+            proptest::prop_assert_eq!(redacted.split('&').count(), query.split('&').count());
+            let uri: Uri = format!("https://u:p@example.com/p?{query}").parse().unwrap();
+            let full = redacted_url_full(&uri, &HeaderMap::new()).unwrap();
+            proptest::prop_assert!(!full.contains("Zq") && !full.contains("u:p"), "{full}");
+        }
+
+        #[test]
+        fn sensitive_captured_headers_never_show(
+            value in token(),
+            name in proptest::sample::select(vec![
+                "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key",
+                "x-auth-token", "x-session-id", "x-client-secret", "x-csrf-token", "x-amz-security-token",
+            ]),
+            upper in proptest::bool::ANY,
+            side in proptest::sample::select(vec![HeaderSide::Request, HeaderSide::Response]),
+        ) {
+            let configured = if upper { name.to_ascii_uppercase() } else { name.to_owned() };
+            let mut h = HeaderMap::new();
+            h.append(name, http::HeaderValue::from_str(&value).unwrap());
+            h.append(name, http::HeaderValue::from_str(&format!("second {value}")).unwrap());
+            let mut out = Vec::new();
+            HeaderCapture::new(side, [configured.as_str(), "x-other"]).collect(&h, &mut out);
+            proptest::prop_assert_eq!(out.len(), 1);
+            let shown = format!("{:?}", out);
+            proptest::prop_assert!(!shown.contains("Zq"), "{shown}");
+            proptest::prop_assert!(shown.contains("REDACTED"));
+        }
     }
 }

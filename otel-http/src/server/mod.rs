@@ -262,23 +262,46 @@ impl HttpServerLayer {
     }
 
     /// Captures these request headers as `http.request.header.<name>` string arrays (opt-in).
-    /// They are set at span start, so samplers see them.
+    /// They are set at span start, so samplers see them. The values of sensitive headers
+    /// (`Authorization`, `Cookie`, `X-API-Key`, names containing `token`, `secret`, `session`,
+    /// ...: [`otelrs_core::conv::sensitive`]) are recorded as `REDACTED`, one per value, unless
+    /// listed with [`HttpServerLayer::with_sensitive_headers_exported`].
     pub fn with_request_headers<I, N>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = N>,
         N: AsRef<str>,
     {
-        self.shared_mut().request_headers = HeaderCapture::new(HeaderSide::Request, names);
+        self.shared_mut().request_headers.set_names(HeaderSide::Request, names);
         self
     }
 
-    /// Captures these response headers as `http.response.header.<name>` string arrays (opt-in).
+    /// Captures these response headers as `http.response.header.<name>` string arrays (opt-in);
+    /// sensitive ones (`Set-Cookie`, `WWW-Authenticate`, ...) as `REDACTED`, as for
+    /// [`HttpServerLayer::with_request_headers`].
     pub fn with_response_headers<I, N>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = N>,
         N: AsRef<str>,
     {
-        self.shared_mut().response_headers = HeaderCapture::new(HeaderSide::Response, names);
+        self.shared_mut()
+            .response_headers
+            .set_names(HeaderSide::Response, names);
+        self
+    }
+
+    /// Records the values of these sensitive headers as sent when they are captured (request or
+    /// response; case-insensitive). By default every captured sensitive header is recorded as
+    /// `REDACTED`. What you give up: the credentials, cookies or keys in these headers reach the
+    /// telemetry backend; list only names whose values are not secrets in your application.
+    pub fn with_sensitive_headers_exported<I, N>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: AsRef<str>,
+    {
+        let names: Vec<String> = names.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        let shared = self.shared_mut();
+        shared.request_headers.set_sensitive_exported(&names);
+        shared.response_headers.set_sensitive_exported(&names);
         self
     }
 
