@@ -159,6 +159,16 @@ impl HttpServerMiddleware {
         self.map(|l| l.with_route_handle(enabled))
     }
 
+    /// See [`HttpServerLayer::with_trace_response_header`].
+    pub fn with_trace_response_header(self, header: crate::server::TraceResponseHeader) -> Self {
+        self.map(|l| l.with_trace_response_header(header))
+    }
+
+    /// See [`HttpServerLayer::with_trace_response_unsampled`].
+    pub fn with_trace_response_unsampled(self, enabled: bool) -> Self {
+        self.map(|l| l.with_trace_response_unsampled(enabled))
+    }
+
     /// See [`HttpServerLayer::with_response_body_size`].
     pub fn with_response_body_size(self, enabled: bool) -> Self {
         self.map(|l| l.with_response_body_size(enabled))
@@ -458,7 +468,15 @@ where
             return Poll::Ready(result.map(|res| res.map_body(|_, body| ResponseBody::passthrough(body))));
         };
         match result {
-            Ok(res) => {
+            Ok(mut res) => {
+                if let Some((name, value)) = state.trace_response_header() {
+                    let name = actix_web::http::header::HeaderName::from_static(name);
+                    if !res.headers().contains_key(&name) {
+                        if let Ok(value) = actix_web::http::header::HeaderValue::try_from(value) {
+                            res.headers_mut().insert(name, value);
+                        }
+                    }
+                }
                 let route = res.response().extensions().get::<HttpRoute>().map(HttpRoute::value);
                 state.on_response_head(res.status().as_u16(), route, |capture, out| {
                     capture.collect_with(|name| res.headers().get_all(name.as_str()).map(|v| v.as_bytes()), out)

@@ -62,7 +62,10 @@
 //! [`HttpServerLayer::with_server_address_on_metrics`],
 //! [`HttpServerLayer::with_response_body_size`], [`HttpServerLayer::with_request_body_size`]
 //! (the opt-in `http.server.request.body.size` metric; with tower, add a
-//! [`server::RequestBodySizeLayer`] inside this layer), [`HttpServerLayer::with_route_handle`].
+//! [`server::RequestBodySizeLayer`] inside this layer), [`HttpServerLayer::with_route_handle`],
+//! [`HttpServerLayer::with_trace_response_header`] (W3C `traceresponse` or a `traceparent`
+//! response header naming the server span; opt-in, sampled requests only unless
+//! [`HttpServerLayer::with_trace_response_unsampled`]).
 //! The `error.type` values are listed in [`server`].
 //!
 //! ## Client (any `Service<http::Request<B>>`)
@@ -191,4 +194,4 @@ pub use filter::Filter;
 #[cfg(feature = "reqwest")]
 pub use reqwest::HttpClientMiddleware;
 pub use route::{HttpRoute, RouteHandle};
-pub use server::HttpServerLayer;
+pub use server::{HttpServerLayer, TraceResponseHeader};

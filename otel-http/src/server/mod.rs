@@ -38,6 +38,7 @@ mod request_body;
 mod reuse;
 mod service;
 pub(crate) mod state;
+mod trace_response;
 
 use std::fmt;
 use std::sync::Arc;
@@ -55,12 +56,14 @@ use tower_layer::Layer;
 use crate::attributes::{HeaderCapture, HeaderSide, KnownMethods};
 use crate::filter::Filter;
 use state::{ActiveKey, MetricKey};
+use trace_response::TraceResponse;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub(crate) use request_body::RequestBodyCounter;
 pub use request_body::{CountingBody, RequestBodySizeLayer, RequestBodySizeService};
 pub use service::HttpServerService;
+pub use trace_response::TraceResponseHeader;
 
 // The outcomes every adapter shares are defined once in otelrs-core.
 pub use otelrs_core::conv::{ERROR_TYPE_CANCELLED, ERROR_TYPE_PANIC};
@@ -104,6 +107,7 @@ pub(crate) struct Shared {
     pub(crate) record_response_body_size: bool,
     pub(crate) record_request_body_size: bool,
     pub(crate) route_handle: bool,
+    pub(crate) trace_response: TraceResponse,
     /// Span names `{method} {route}` interned as `&'static str` (bounded); the route value is
     /// the name's suffix, so one entry serves both.
     pub(crate) names: Arc<Interner<&'static str>>,
@@ -160,6 +164,7 @@ impl Shared {
             record_response_body_size: false,
             record_request_body_size: false,
             route_handle: false,
+            trace_response: TraceResponse::default(),
             names: Arc::new(Interner::new(INTERN_CAPACITY)),
             values: Arc::new(Interner::new(INTERN_CAPACITY)),
         }
@@ -343,6 +348,23 @@ impl HttpServerLayer {
     /// without it.
     pub fn with_route_handle(mut self, enabled: bool) -> Self {
         self.shared_mut().route_handle = enabled;
+        self
+    }
+
+    /// Sends the server span's trace context back in a response header (off by default): W3C
+    /// Trace Context Level 2 `traceresponse`, or `traceparent`; see [`TraceResponseHeader`].
+    /// Only for sampled requests unless [`with_trace_response_unsampled`](Self::with_trace_response_unsampled);
+    /// never for requests the filter skips (they have no span). A header of that name set by
+    /// the application is kept.
+    pub fn with_trace_response_header(mut self, header: TraceResponseHeader) -> Self {
+        self.shared_mut().trace_response.header = header;
+        self
+    }
+
+    /// Also sends the header of [`with_trace_response_header`](Self::with_trace_response_header)
+    /// for requests whose span is not sampled (its flags are then `00`).
+    pub fn with_trace_response_unsampled(mut self, enabled: bool) -> Self {
+        self.shared_mut().trace_response.unsampled = enabled;
         self
     }
 }

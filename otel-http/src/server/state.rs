@@ -12,6 +12,8 @@ use std::time::Instant;
 
 use http::request::Parts;
 use http::{Method, Response};
+
+use super::TraceResponseHeader;
 use opentelemetry::metrics::BoundUpDownCounter;
 use opentelemetry::trace::{Link, Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
@@ -258,8 +260,10 @@ impl RequestState {
         })
     }
 
-    /// Records what the response head tells: status, response route, captured headers.
-    pub(crate) fn on_response<B>(&mut self, response: &Response<B>) {
+    /// Records what the response head tells: status, response route, captured headers; adds
+    /// the opt-in trace response header.
+    pub(crate) fn on_response<B>(&mut self, response: &mut Response<B>) {
+        self.add_trace_response_header(response.headers_mut());
         self.on_response_head(
             response.status().as_u16(),
             response.extensions().get::<HttpRoute>().map(HttpRoute::value),
@@ -289,6 +293,23 @@ impl RequestState {
                 span.set_attributes(attrs);
             }
         }
+    }
+
+    /// Adds the trace response header, when configured (see `TraceResponseHeader`).
+    pub(crate) fn add_trace_response_header(&self, headers: &mut http::HeaderMap) {
+        let trace_response = &self.shared.trace_response;
+        if trace_response.header != TraceResponseHeader::Off {
+            trace_response.insert(self.cx.span().span_context(), headers);
+        }
+    }
+
+    /// The trace response header as (name, value), for a framework with its own header map.
+    pub(crate) fn trace_response_header(&self) -> Option<(&'static str, String)> {
+        let trace_response = &self.shared.trace_response;
+        if trace_response.header == TraceResponseHeader::Off {
+            return None;
+        }
+        trace_response.header(self.cx.span().span_context())
     }
 
     /// Records an error of the inner service.
