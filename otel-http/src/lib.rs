@@ -68,6 +68,15 @@
 //! [`HttpServerLayer::with_trace_response_unsampled`]).
 //! The `error.type` values are listed in [`server`].
 //!
+//! What is hidden, on the server and both clients alike: every query value in `url.query` and
+//! `url.full` becomes `REDACTED`, and a parameter without a value (no `=`, an empty value, or
+//! only `=` padding as in a base64 token `?dGhpcy1pcy1hLXRva2Vu=`) becomes `REDACTED` whole
+//! ([`attributes::redact_query`]); URL credentials become `REDACTED:REDACTED`. Captured
+//! sensitive headers (`Authorization`, `Proxy-Authorization`, `Cookie`, `Set-Cookie`,
+//! `X-API-Key`, names containing `token`, `secret`, `session`, `auth`, ...:
+//! [`otelrs_core::conv::sensitive`]) are recorded as `REDACTED`, one per value, unless listed
+//! with [`HttpServerLayer::with_sensitive_headers_exported`].
+//!
 //! ## Client (any `Service<http::Request<B>>`)
 //!
 //! ```
