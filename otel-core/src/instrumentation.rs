@@ -293,6 +293,37 @@ impl opentelemetry::trace::Tracer for Tracer {
     }
 }
 
+impl Tracer {
+    /// Builds a span under `parent` like [`build_with_context`](opentelemetry::trace::Tracer::build_with_context),
+    /// except that with `require_parent` set and no valid span in `parent` it builds none: the
+    /// result is a non-recording span with an invalid context, so nothing is exported and
+    /// nothing propagated. The rule behind the client adapters' `with_require_parent_span`
+    /// (no orphan spans from connection-pool health checks or background jobs); the adapter
+    /// still records the operation's metrics.
+    ///
+    /// ```
+    /// use opentelemetry::trace::{Span as _, SpanBuilder, TraceContextExt as _, Tracer as _};
+    /// use opentelemetry::Context;
+    /// use opentelemetry_sdk::trace::SdkTracerProvider;
+    /// use otelrs_core::Instrumentation;
+    ///
+    /// let provider = SdkTracerProvider::builder().build();
+    /// let tracer = Instrumentation::new().with_tracer_provider(provider).tracer(Instrumentation::scope("doc", "0"));
+    /// let orphan = tracer.build_with_parent_rule(SpanBuilder::from_name("GET"), &Context::new(), true);
+    /// assert!(!orphan.span_context().is_valid());
+    /// let parent = Context::new().with_span(tracer.start("job"));
+    /// let child = tracer.build_with_parent_rule(SpanBuilder::from_name("GET"), &parent, true);
+    /// assert_eq!(child.span_context().trace_id(), parent.span().span_context().trace_id());
+    /// ```
+    pub fn build_with_parent_rule(&self, builder: SpanBuilder, parent: &Context, require_parent: bool) -> Span {
+        use opentelemetry::trace::{TraceContextExt as _, Tracer as _};
+        if require_parent && !parent.span().span_context().is_valid() {
+            return Span::NonRecording(SpanContext::empty_context());
+        }
+        self.build_with_context(builder, parent)
+    }
+}
+
 /// The W3C Trace Context Level 2 `random-trace-id` flag.
 const RANDOM_FLAG: u8 = 0x02;
 

@@ -74,6 +74,7 @@ pub(crate) struct Shared {
     pub(crate) duration: Arc<BoundInstruments<Histogram<f64>, DurationKey, f64>>,
     pub(crate) query_text: QueryText,
     pub(crate) filter: Option<Filter>,
+    pub(crate) require_parent_span: bool,
     /// Bound instruments are on (pool metrics bind their fixed attributes once).
     #[cfg_attr(not(feature = "deadpool"), allow(dead_code))]
     pub(crate) bind: bool,
@@ -113,6 +114,7 @@ impl Shared {
             duration,
             query_text: QueryText::default(),
             filter: None,
+            require_parent_span: false,
             bind: instrumentation.bound_instrument_capacity() > 0,
         }
     }
@@ -153,6 +155,14 @@ impl RedisInstrumentation {
     /// It receives the `db.operation.name` (`"PING"`, `"PIPELINE GET"`).
     pub fn with_filter(mut self, filter: Filter) -> Self {
         self.shared_mut().filter = Some(filter);
+        self
+    }
+
+    /// Records no span for a command that has no parent span (health checks, background jobs,
+    /// commands outside any request), off by default. Its `db.client.operation.duration` is
+    /// still recorded.
+    pub fn with_require_parent_span(mut self, require: bool) -> Self {
+        self.shared_mut().require_parent_span = require;
         self
     }
 
@@ -218,11 +228,11 @@ impl Target {
         let server = match info.addr() {
             // The host as the one `server.address` rule reads it (brackets of an IPv6 literal
             // dropped); the port comes from the connection info, not the host text.
-            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => split_authority(host)
-                .map(|(host, _)| ServerAddress::from_value(static_str(host), Some(*port))),
-            ConnectionAddr::Unix(path) => {
-                Some(ServerAddress::from_value(static_str(&path.to_string_lossy()), None)).filter(|s| !s.address.as_str().is_empty())
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                split_authority(host).map(|(host, _)| ServerAddress::from_value(static_str(host), Some(*port)))
             }
+            ConnectionAddr::Unix(path) => Some(ServerAddress::from_value(static_str(&path.to_string_lossy()), None))
+                .filter(|s| !s.address.as_str().is_empty()),
             // `ConnectionAddr` is non-exhaustive.
             #[allow(unreachable_patterns)]
             _ => None,

@@ -205,7 +205,11 @@ impl<'a> CallState<'a> {
             .with_kind(SpanKind::Client)
             .with_start_time(issued.start_time())
             .with_attributes(span_attributes);
-        let span = issued.shared.tracer.build_with_context(builder, &issued.parent);
+        let span =
+            issued
+                .shared
+                .tracer
+                .build_with_parent_rule(builder, &issued.parent, issued.shared.require_parent_span);
         Self {
             span,
             start: issued.start,

@@ -815,3 +815,43 @@ async fn span_built_while_the_command_is_in_flight_keeps_the_issue_time_and_pare
         .map(|p| p.count);
     assert_eq!(cancelled, Some(1), "the cancelled GET is recorded with error.type");
 }
+
+#[tokio::test]
+async fn require_parent_span_records_no_orphan_spans_but_keeps_metrics() {
+    let t = TestTelemetry::new();
+    let client = client();
+    let mut bare = connect(&client).await;
+    let p = prefix("orphans");
+    let key = format!("{p}:k");
+    let redis = RedisInstrumentation::new()
+        .with_instrumentation(t.instrumentation())
+        .with_require_parent_span(true);
+    let mut conn = redis.connection(bare.clone(), client.get_connection_info());
+
+    // No parent (a health check): no span, the duration still recorded.
+    let () = conn.set(&key, "v").await.expect("SET");
+    let _: String = redis::cmd("PING").query_async(&mut conn).await.expect("PING");
+    assert!(t.spans().is_empty(), "orphan spans exported: {:?}", t.spans());
+    let m = t.metrics();
+    assert_eq!(
+        m.assert_histogram_point(DURATION, &with(&client, &[kv("db.operation.name", "SET")]))
+            .count,
+        1
+    );
+    assert_eq!(
+        m.assert_histogram_point(DURATION, &with(&client, &[kv("db.operation.name", "PING")]))
+            .count,
+        1
+    );
+
+    // Under a parent span: a child span as usual.
+    let tracer = t.instrumentation().tracer(Instrumentation::scope("test", "0"));
+    let cx = Context::new().with_span(tracer.start("job"));
+    let got: String = conn.get(&key).with_context(cx.clone()).await.expect("GET");
+    assert_eq!(got, "v");
+    cx.span().end();
+    let parent = t.span("job");
+    t.span("GET").assert_child_of(&parent).assert_kind(SpanKind::Client);
+    assert_eq!(t.spans().len(), 2);
+    cleanup(&mut bare, &p).await;
+}

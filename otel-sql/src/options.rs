@@ -42,6 +42,7 @@ pub struct SqlOptions {
     pub(crate) system_name: Option<&'static str>,
     pub(crate) cache_capacity: usize,
     pub(crate) capture_parameters: bool,
+    pub(crate) require_parent_span: bool,
 }
 
 /// Default number of statements whose analysis is cached per pool.
@@ -59,6 +60,7 @@ impl Default for SqlOptions {
             system_name: None,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             capture_parameters: false,
+            require_parent_span: false,
         }
     }
 }
@@ -99,6 +101,14 @@ impl SqlOptions {
     /// Records `db.response.returned_rows` on successful operations (default `true`).
     pub fn with_returned_rows(mut self, record: bool) -> Self {
         self.returned_rows = record;
+        self
+    }
+
+    /// Records no span for an operation that has no parent span (connection-pool health checks,
+    /// background jobs, statements outside any request), off by default. The operation's
+    /// `db.client.operation.duration` is still recorded, and nothing is propagated for it.
+    pub fn with_require_parent_span(mut self, require: bool) -> Self {
+        self.require_parent_span = require;
         self
     }
 

@@ -97,6 +97,7 @@ pub(crate) struct Shared {
     text_mode: QueryTextMode,
     sanitize: SanitizeOptions,
     returned_rows: bool,
+    require_parent_span: bool,
     /// Record `db.query.parameter.<key>` (opt-in).
     pub(crate) capture_parameters: bool,
     cache: Cache<QueryMeta>,
@@ -126,7 +127,10 @@ pub(crate) fn pool_name(options: &SqlOptions, server: &ServerInfo, configured_po
                 .server
                 .as_ref()
                 .map(|a| ServerAddress::from_value(a.address.clone(), configured_port));
-            Cow::Owned(default_pool_name(address.as_ref(), server.namespace.as_deref().unwrap_or("")))
+            Cow::Owned(default_pool_name(
+                address.as_ref(),
+                server.namespace.as_deref().unwrap_or(""),
+            ))
         }
     }
 }
@@ -164,6 +168,7 @@ impl Shared {
                 .with_keep_comments(options.keep_comments)
                 .with_max_len(options.max_text_len),
             returned_rows: options.returned_rows,
+            require_parent_span: options.require_parent_span,
             capture_parameters: options.capture_parameters,
             cache: Cache::new(options.cache_capacity),
             duration: Arc::new(BoundInstruments::new(
@@ -381,12 +386,13 @@ impl Op {
         if let Some(c) = collection {
             attrs.push(KeyValue::new(attr::DB_COLLECTION_NAME, c));
         }
-        let mut span = shared.tracer.build_with_context(
+        let mut span = shared.tracer.build_with_parent_rule(
             SpanBuilder::from_name(name)
                 .with_kind(SpanKind::Client)
                 .with_start_time(start_time)
                 .with_attributes(attrs),
             &parent,
+            shared.require_parent_span,
         );
         if shared.capture_parameters && span.is_recording() {
             record_parameters(&mut span, shared.sanitize.max_len, info, self.parameters.take());

@@ -673,3 +673,40 @@ async fn captured_parameters_are_cut_at_the_text_limit_and_skipped_when_unsample
     assert_eq!(n, 1);
     assert!(t.spans().is_empty());
 }
+
+#[tokio::test]
+async fn require_parent_span_records_no_orphan_spans_but_keeps_metrics() {
+    use opentelemetry::context::FutureExt as _;
+    let t = TestTelemetry::new();
+    let pool = setup(&t, SqlOptions::new().with_require_parent_span(true)).await;
+    // No parent (a health check, a background job): no span, the duration still recorded.
+    sqlx::query("SELECT id FROM users").fetch_all(&pool).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM users").fetch_all(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(t.spans().is_empty(), "orphan spans exported: {:?}", t.spans());
+    let m = t.metrics();
+    let p = m.assert_histogram_point(
+        "db.client.operation.duration",
+        &[
+            kv("db.system.name", "sqlite"),
+            kv("db.namespace", ":memory:"),
+            kv("db.query.summary", "SELECT users"),
+        ],
+    );
+    assert_eq!(p.count, 2);
+    // Under a parent span: recorded as usual, as its child.
+    let tracer = t.instrumentation().tracer(Instrumentation::scope("test", "0"));
+    let cx = Context::new().with_span(tracer.start("job"));
+    sqlx::query("SELECT id FROM users")
+        .fetch_all(&pool)
+        .with_context(cx.clone())
+        .await
+        .unwrap();
+    cx.span().end();
+    let parent = t.span("job");
+    t.span("SELECT users")
+        .assert_child_of(&parent)
+        .assert_kind(SpanKind::Client);
+    assert_eq!(t.spans().len(), 2);
+}
