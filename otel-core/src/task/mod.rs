@@ -11,6 +11,7 @@
 //! | `tokio::spawn` | `spawn` (feature `tokio`) | children of the caller's current span |
 //! | `tokio::task::spawn_blocking` | `spawn_blocking` (feature `tokio`) | children of the caller's current span |
 //! | a `JoinSet` | `JoinSetExt` (feature `tokio`) | children of the caller's current span |
+//! | a future that may be dropped early (timeout, `select!`, abort) | [`InSpanExt::in_span`] | in its span, which ends however the future stops (`error.type` = `cancelled` when dropped) |
 //! | a message over `mpsc`, `broadcast`, `watch`, crossbeam, flume, `std::sync::mpsc` | [`Traced`] | children of the sender's span (one message), or linked to the senders (a batch) |
 //!
 //! ```
@@ -68,12 +69,14 @@
 //! until the spawned work finishes); use `tracing::Instrument::in_current_span` in addition when
 //! console lines should also show it.
 
+mod in_span;
 #[cfg(feature = "tokio")]
 mod join_set;
 #[cfg(feature = "tokio")]
 mod spawn;
 mod traced;
 
+pub use in_span::{InSpan, InSpanExt};
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use join_set::JoinSetExt;
