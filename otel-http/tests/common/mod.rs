@@ -87,15 +87,28 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_hyper_at(SocketAddr::from(([127, 0, 0, 1], 0)), svc)
+        .await
+        .expect("bind loopback")
+}
+
+/// [`serve_hyper`] on `bind` (e.g. `[::1]:0`); the error when it cannot be bound.
+pub async fn serve_hyper_at<S, B>(bind: SocketAddr, svc: S) -> std::io::Result<SocketAddr>
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     use hyper_util::rt::TokioIo;
     use hyper_util::server::conn::auto;
     use hyper_util::service::TowerToHyperService;
     use tower::ServiceBuilder;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
             let Ok((stream, peer)) = listener.accept().await else {
@@ -114,5 +127,5 @@ where
             });
         }
     });
-    addr
+    Ok(addr)
 }
