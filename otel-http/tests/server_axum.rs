@@ -1,7 +1,12 @@
-//! The server layer on an axum router, over real loopback sockets.
+//! The server layer on an axum router, over real loopback sockets: the server conformance table
+//! (route from `MatchedPath`, the router's 404 fallback), and what the table does not cover:
+//! streamed, dropped and panicking responses, cancellation, HTTP/2, propagation edge cases,
+//! sampling, body sizes and a response `HttpRoute`.
 
 mod common;
+mod conformance;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,30 +16,15 @@ use axum::routing::{any, get};
 use axum::Router;
 use bytes::Bytes;
 use http::{Method, StatusCode};
-use opentelemetry::trace::{Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _};
-use opentelemetry::{Array, Context, StringValue, Value};
-use otelrs_core::instruments::DURATION_BUCKETS;
+use opentelemetry::trace::{Status, TraceId};
 use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otelrs_core::Instrumentation;
 use otelrs_http::attributes::KnownMethods;
-use otelrs_http::{filter, HttpRoute, HttpServerLayer, RouteHandle};
+use otelrs_http::{HttpRoute, HttpServerLayer, RouteHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use common::{client, get as get_req, h2_client, request, send, serve_axum, TIMEOUT};
-
-const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
-const PARENT_ID: &str = "b7ad6b7169203331";
-
-fn traceparent() -> String {
-    format!("00-{TRACE_ID}-{PARENT_ID}-01")
-}
-
-fn peer_port(span: &opentelemetry_sdk::trace::SpanData) -> i64 {
-    match span.attr("network.peer.port") {
-        Some(Value::I64(p)) if (1..=65535).contains(p) => *p,
-        other => panic!("network.peer.port must be an int port, got {other:?}"),
-    }
-}
+use common::{client, get as get_req, h2_client, send, serve_axum, TIMEOUT};
+use conformance::server::{self, Handler};
+use conformance::{PARENT_ID, TRACEPARENT, TRACE_ID};
 
 fn layer(t: &TestTelemetry) -> HttpServerLayer {
     HttpServerLayer::new()
@@ -42,233 +32,27 @@ fn layer(t: &TestTelemetry) -> HttpServerLayer {
         .with_known_methods(KnownMethods::defaults())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routed_get_has_exact_span_attributes_parent_and_metrics() {
-    let t = TestTelemetry::new();
-    let seen: Arc<Mutex<Option<(SpanContext, SpanContext)>>> = Arc::default();
-    let seen2 = Arc::clone(&seen);
-    let inst = t.instrumentation();
-    let app = Router::new()
-        .route(
-            "/users/{id}",
-            get(move || {
-                let seen = Arc::clone(&seen2);
-                let inst = inst.clone();
-                async move {
-                    // The server span is the current context inside the handler, across awaits.
-                    tokio::task::yield_now().await;
-                    let current = Context::current().span().span_context().clone();
-                    let tracer = inst.tracer(Instrumentation::scope("handler", "0"));
-                    let mut child = tracer.start("handler-work");
-                    let child_sc = child.span_context().clone();
-                    child.end();
-                    *seen.lock().unwrap() = Some((current, child_sc));
-                    "user"
-                }
+/// The conformance app on axum: every route with `any`, the route from `MatchedPath`, the
+/// router's own 404 fallback.
+async fn start(layer: HttpServerLayer, handler: Handler) -> SocketAddr {
+    let mut app = Router::new();
+    for route in server::ROUTES {
+        let handler = handler.clone();
+        app = app.route(
+            route.template,
+            any(move |req: Request| {
+                let handler = handler.clone();
+                let handle = req.extensions().get::<RouteHandle>().cloned();
+                async move { handler.respond(route, handle).await.into_http() }
             }),
-        )
-        .layer(layer(&t));
-    let addr = serve_axum(app).await;
-
-    let tp = traceparent();
-    let (status, _, body) = send(
-        &client(),
-        get_req(
-            addr,
-            "/users/42?sig=secret&x=1",
-            &[("traceparent", &tp), ("user-agent", "test-agent/1.0")],
-        ),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, "user");
-
-    t.wait_for_spans(2, TIMEOUT);
-    let span = t.span("GET /users/{id}");
-    let port = peer_port(&span);
-    span.assert_kind(SpanKind::Server)
-        .assert_status(&Status::Unset)
-        .assert_parent_ids(
-            TraceId::from_hex(TRACE_ID).unwrap(),
-            SpanId::from_hex(PARENT_ID).unwrap(),
-        )
-        .assert_attrs(&[
-            kv("http.request.method", "GET"),
-            kv("url.scheme", "http"),
-            kv("url.path", "/users/42"),
-            kv("url.query", "sig=REDACTED&x=REDACTED"),
-            kv("server.address", "127.0.0.1"),
-            kv("server.port", i64::from(addr.port())),
-            kv("client.address", "127.0.0.1"),
-            kv("user_agent.original", "test-agent/1.0"),
-            kv("network.protocol.version", "1.1"),
-            kv("network.peer.address", "127.0.0.1"),
-            kv("network.peer.port", port),
-            kv("http.route", "/users/{id}"),
-            kv("http.response.status_code", 200i64),
-        ]);
-    assert_eq!(span.instrumentation_scope.name(), "otelrs-http");
-    assert!(span.span_context.is_sampled());
-
-    let (current, child_sc) = seen.lock().unwrap().clone().expect("handler ran");
-    assert_eq!(
-        current.span_id(),
-        span.span_context.span_id(),
-        "Context::current() is the server span"
-    );
-    let child = t.span("handler-work");
-    child.assert_child_of(&span);
-    assert_eq!(child.span_context.span_id(), child_sc.span_id());
-
-    let m = t.metrics();
-    m.assert_metric("http.server.request.duration", "s", "Duration of HTTP server requests.");
-    m.assert_metric(
-        "http.server.active_requests",
-        "{request}",
-        "Number of active HTTP server requests.",
-    );
-    let point = m.assert_histogram_point(
-        "http.server.request.duration",
-        &[
-            kv("http.request.method", "GET"),
-            kv("url.scheme", "http"),
-            kv("http.response.status_code", 200i64),
-            kv("http.route", "/users/{id}"),
-            kv("network.protocol.version", "1.1"),
-        ],
-    );
-    assert_eq!(point.count, 1);
-    assert_eq!(point.bounds, DURATION_BUCKETS.to_vec());
-    assert!(point.sum > 0.0 && point.sum < TIMEOUT.as_secs_f64());
-    assert_eq!(m.histogram("http.server.request.duration").len(), 1);
-    assert_eq!(
-        m.sum_i64(
-            "http.server.active_requests",
-            &[kv("http.request.method", "GET"), kv("url.scheme", "http")]
-        ),
-        Some(0)
-    );
-    assert_eq!(m.sums_i64("http.server.active_requests").len(), 1);
-    assert_eq!(m.is_monotonic("http.server.active_requests"), Some(false));
-    assert!(
-        m.metric("http.server.response.body.size").is_none(),
-        "body size is opt-in"
-    );
+        );
+    }
+    serve_axum(app.layer(layer)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fallback_404_has_no_route_and_is_not_an_error() {
-    let t = TestTelemetry::new();
-    let app = Router::new()
-        .route("/users/{id}", get(|| async { "user" }))
-        .layer(layer(&t));
-    let addr = serve_axum(app).await;
-    let (status, _, _) = send(&client(), get_req(addr, "/no/such/path", &[])).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    t.wait_for_spans(1, TIMEOUT);
-    let span = t.span("GET");
-    span.assert_kind(SpanKind::Server)
-        .assert_status(&Status::Unset)
-        .assert_root()
-        .assert_no_attr("http.route")
-        .assert_no_attr("error.type")
-        .assert_no_attr("url.query")
-        .assert_attr("url.path", "/no/such/path")
-        .assert_attr("http.response.status_code", 404i64);
-    t.metrics().assert_histogram_point(
-        "http.server.request.duration",
-        &[
-            kv("http.request.method", "GET"),
-            kv("url.scheme", "http"),
-            kv("http.response.status_code", 404i64),
-            kv("network.protocol.version", "1.1"),
-        ],
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_error_sets_error_status_and_type() {
-    let t = TestTelemetry::new();
-    let app = Router::new()
-        .route("/fail", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }))
-        .layer(layer(&t));
-    let addr = serve_axum(app).await;
-    let (status, _, _) = send(&client(), get_req(addr, "/fail", &[])).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    t.wait_for_spans(1, TIMEOUT);
-    t.span("GET /fail")
-        .assert_status(&Status::error(""))
-        .assert_attr("error.type", "503")
-        .assert_attr("http.response.status_code", 503i64);
-    let p = t.metrics().assert_histogram_point(
-        "http.server.request.duration",
-        &[
-            kv("http.request.method", "GET"),
-            kv("url.scheme", "http"),
-            kv("http.response.status_code", 503i64),
-            kv("http.route", "/fail"),
-            kv("error.type", "503"),
-            kv("network.protocol.version", "1.1"),
-        ],
-    );
-    assert_eq!(p.count, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_method_is_other_with_original() {
-    let t = TestTelemetry::new();
-    let app = Router::new().route("/any", any(|| async { "ok" })).layer(layer(&t));
-    let addr = serve_axum(app).await;
-    let purge = Method::from_bytes(b"PURGE").unwrap();
-    let (status, _, _) = send(&client(), request(purge.clone(), addr, "/any", &[])).await;
-    assert_eq!(status, StatusCode::OK);
-    let (status, _, _) = send(
-        &client(),
-        request(Method::from_bytes(b"get").unwrap(), addr, "/nowhere", &[]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    t.wait_for_spans(2, TIMEOUT);
-    t.span("HTTP /any")
-        .assert_attr("http.request.method", "_OTHER")
-        .assert_attr("http.request.method_original", "PURGE")
-        .assert_attr("http.route", "/any");
-    t.span("HTTP")
-        .assert_attr("http.request.method", "_OTHER")
-        .assert_attr("http.request.method_original", "get")
-        .assert_no_attr("http.route");
-    let m = t.metrics();
-    m.assert_histogram_point(
-        "http.server.request.duration",
-        &[
-            kv("http.request.method", "_OTHER"),
-            kv("url.scheme", "http"),
-            kv("http.response.status_code", 200i64),
-            kv("http.route", "/any"),
-            kv("network.protocol.version", "1.1"),
-        ],
-    );
-    assert_eq!(
-        m.sum_i64(
-            "http.server.active_requests",
-            &[kv("http.request.method", "_OTHER"), kv("url.scheme", "http")]
-        ),
-        Some(0)
-    );
-
-    // A custom list makes PURGE known.
-    let t2 = TestTelemetry::new();
-    let app = Router::new().route("/any", any(|| async { "ok" })).layer(
-        HttpServerLayer::new()
-            .with_instrumentation(t2.instrumentation())
-            .with_known_methods(KnownMethods::new(["GET", "PURGE"])),
-    );
-    let addr = serve_axum(app).await;
-    send(&client(), request(purge, addr, "/any", &[])).await;
-    t2.wait_for_spans(1, TIMEOUT);
-    t2.span("PURGE /any")
-        .assert_attr("http.request.method", "PURGE")
-        .assert_no_attr("http.request.method_original");
+async fn conformance_table() {
+    server::run("axum", start).await;
 }
 
 /// A body that yields `chunks` chunks, `gap` apart.
@@ -515,99 +299,6 @@ async fn http2_reports_protocol_version_2_and_authority() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filter_skips_traces_and_metrics() {
-    let t = TestTelemetry::new();
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics/prom", get(|| async { "m" }))
-        .route("/work", get(|| async { "w" }))
-        .layer(layer(&t).with_filter(filter::path("/healthz").or(filter::path_prefix("/metrics")).not()));
-    let addr = serve_axum(app).await;
-    let c = client();
-    for path in ["/healthz", "/metrics/prom", "/work"] {
-        let (status, _, _) = send(&c, get_req(addr, path, &[])).await;
-        assert_eq!(status, StatusCode::OK);
-    }
-    t.wait_for_spans(1, TIMEOUT);
-    let names: Vec<String> = t.spans().iter().map(|s| s.name.to_string()).collect();
-    assert_eq!(names, vec!["GET /work"]);
-    let points = t.metrics().histogram("http.server.request.duration");
-    assert_eq!(points.len(), 1);
-    assert_eq!(points[0].count, 1);
-    assert!(points[0].attributes.contains(&kv("http.route", "/work")));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn header_capture_and_forwarding_headers() {
-    let t = TestTelemetry::new();
-    let app = Router::new()
-        .route(
-            "/h",
-            get(|| async { ([("x-served-by", "node-1"), ("content-type", "text/plain")], "h") }),
-        )
-        .layer(
-            layer(&t)
-                .with_request_headers(["X-Request-Id", "x-absent"])
-                .with_response_headers(["x-served-by"])
-                .with_server_address_on_metrics(true),
-        );
-    let addr = serve_axum(app).await;
-    let mut req = get_req(
-        addr,
-        "/h",
-        &[
-            ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
-            ("x-forwarded-host", "shop.example:8443"),
-            ("x-forwarded-proto", "https"),
-            ("x-request-id", "a"),
-        ],
-    );
-    req.headers_mut().append("x-request-id", "b".parse().unwrap());
-    send(&client(), req).await;
-    t.wait_for_spans(1, TIMEOUT);
-    let span = t.span("GET /h");
-    span.assert_attr("client.address", "203.0.113.7")
-        .assert_attr("network.peer.address", "127.0.0.1")
-        .assert_attr("server.address", "shop.example")
-        .assert_attr("server.port", 8443i64)
-        .assert_attr("url.scheme", "https")
-        .assert_attr(
-            "http.request.header.x-request-id",
-            Value::Array(Array::String(vec![StringValue::from("a"), StringValue::from("b")])),
-        )
-        .assert_attr(
-            "http.response.header.x-served-by",
-            Value::Array(Array::String(vec![StringValue::from("node-1")])),
-        )
-        .assert_no_attr("http.request.header.x-absent");
-    let m = t.metrics();
-    m.assert_histogram_point(
-        "http.server.request.duration",
-        &[
-            kv("http.request.method", "GET"),
-            kv("url.scheme", "https"),
-            kv("server.address", "shop.example"),
-            kv("server.port", 8443i64),
-            kv("http.response.status_code", 200i64),
-            kv("http.route", "/h"),
-            kv("network.protocol.version", "1.1"),
-        ],
-    );
-    assert_eq!(
-        m.sum_i64(
-            "http.server.active_requests",
-            &[
-                kv("http.request.method", "GET"),
-                kv("url.scheme", "https"),
-                kv("server.address", "shop.example"),
-                kv("server.port", 8443i64),
-            ]
-        ),
-        Some(0)
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_propagation_headers_start_a_new_trace() {
     let t = TestTelemetry::new();
     let app = Router::new().route("/p", get(|| async { "p" })).layer(layer(&t));
@@ -620,7 +311,7 @@ async fn malformed_and_oversized_propagation_headers_start_a_new_trace() {
         .map(|i| format!("key{i}={}", "v".repeat(100)))
         .collect::<Vec<_>>()
         .join(",");
-    let tp = traceparent();
+    let tp = TRACEPARENT.to_owned();
     let cases: Vec<Vec<(&str, String)>> = vec![
         vec![("traceparent", "garbage".into())],
         vec![("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01-extra"))],
@@ -660,100 +351,35 @@ async fn malformed_and_oversized_propagation_headers_start_a_new_trace() {
     }
 }
 
+/// A fallback that knows the route only after routing, telling it through an `HttpRoute` in the
+/// response extensions (the `RouteHandle` source is a conformance row).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn late_route_updates_rename_the_span() {
+async fn response_route_extension_renames_the_span() {
     let t = TestTelemetry::new();
     let app = Router::new()
-        .route(
-            "/handle",
-            get(|req: Request| async move {
-                req.extensions()
-                    .get::<RouteHandle>()
-                    .expect("the layer inserts a route handle")
-                    .set("/handle/{refined}");
-                "h"
-            }),
-        )
+        .route("/handle", get(|| async { "h" }))
         .fallback(|| async {
             let mut resp = axum::response::Response::new(Body::from("static"));
             resp.extensions_mut().insert(HttpRoute::new("/static/{*file}"));
             resp
         })
-        .layer(layer(&t).with_route_handle(true));
+        .layer(layer(&t));
     let addr = serve_axum(app).await;
-    let c = client();
-    send(&c, get_req(addr, "/handle", &[])).await;
-    send(&c, get_req(addr, "/static/app.js", &[])).await;
-    t.wait_for_spans(2, TIMEOUT);
-    t.span("GET /handle/{refined}")
-        .assert_attr("http.route", "/handle/{refined}");
+    send(&client(), get_req(addr, "/static/app.js", &[])).await;
+    t.wait_for_spans(1, TIMEOUT);
     t.span("GET /static/{*file}")
         .assert_attr("http.route", "/static/{*file}")
         .assert_attr("url.path", "/static/app.js");
-    let m = t.metrics();
-    for route in ["/handle/{refined}", "/static/{*file}"] {
-        m.assert_histogram_point(
-            "http.server.request.duration",
-            &[
-                kv("http.request.method", "GET"),
-                kv("url.scheme", "http"),
-                kv("http.response.status_code", 200i64),
-                kv("http.route", route),
-                kv("network.protocol.version", "1.1"),
-            ],
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn public_endpoint_starts_a_new_root_with_a_link() {
-    let t = TestTelemetry::new();
-    let app = Router::new()
-        .route("/pub", get(|| async { "p" }))
-        .layer(layer(&t).with_public_endpoint(true));
-    let addr = serve_axum(app).await;
-    let tp = traceparent();
-    send(&client(), get_req(addr, "/pub", &[("traceparent", &tp)])).await;
-    t.wait_for_spans(1, TIMEOUT);
-    let span = t.span("GET /pub");
-    span.assert_root();
-    assert_ne!(span.span_context.trace_id(), TraceId::from_hex(TRACE_ID).unwrap());
-    assert_eq!(span.links.links.len(), 1);
-    let link = &span.links.links[0].span_context;
-    assert_eq!(link.trace_id(), TraceId::from_hex(TRACE_ID).unwrap());
-    assert_eq!(link.span_id(), SpanId::from_hex(PARENT_ID).unwrap());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn span_name_formatter_is_used_at_start_and_end() {
-    let t = TestTelemetry::new();
-    let app = Router::new()
-        .route("/f/{x}", get(|| async { "f" }))
-        .layer(layer(&t).with_span_name_formatter(|m, r| format!("srv:{m}:{}", r.unwrap_or("-"))));
-    let addr = serve_axum(app).await;
-    let c = client();
-    send(&c, get_req(addr, "/f/1", &[])).await;
-    send(&c, get_req(addr, "/zzz", &[])).await;
-    t.wait_for_spans(2, TIMEOUT);
-    t.span("srv:GET:/f/{x}").assert_attr("http.route", "/f/{x}");
-    t.span("srv:GET:-").assert_no_attr("http.route");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn head_request_without_body_is_not_incomplete() {
-    let t = TestTelemetry::new();
-    let app = Router::new()
-        .route("/r", get(|| async { "resource body" }))
-        .layer(layer(&t));
-    let addr = serve_axum(app).await;
-    let (status, _, body) = send(&client(), request(Method::HEAD, addr, "/r", &[])).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(body.is_empty());
-    t.wait_for_spans(1, TIMEOUT);
-    t.span("HEAD /r")
-        .assert_status(&Status::Unset)
-        .assert_no_attr("error.type")
-        .assert_attr("http.response.status_code", 200i64);
+    t.metrics().assert_histogram_point(
+        "http.server.request.duration",
+        &[
+            kv("http.request.method", "GET"),
+            kv("url.scheme", "http"),
+            kv("http.response.status_code", 200i64),
+            kv("http.route", "/static/{*file}"),
+            kv("network.protocol.version", "1.1"),
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -780,29 +406,6 @@ async fn unsampled_requests_still_record_metrics() {
         ],
     );
     assert_eq!(p.count, 2, "both requests are measured");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn route_handle_is_opt_in() {
-    let t = TestTelemetry::new();
-    let app = Router::new()
-        .route(
-            "/probe",
-            get(|req: Request| async move {
-                if req.extensions().get::<RouteHandle>().is_some() {
-                    "present"
-                } else {
-                    "absent"
-                }
-            }),
-        )
-        .layer(layer(&t));
-    let addr = serve_axum(app).await;
-    let (status, _, body) = send(&client(), get_req(addr, "/probe", &[])).await;
-    assert_eq!(status, 200);
-    assert_eq!(&body[..], b"absent");
-    t.wait_for_spans(1, TIMEOUT);
-    t.span("GET /probe").assert_attr("http.route", "/probe");
 }
 
 fn post_req(addr: std::net::SocketAddr, path: &str, body: Vec<u8>) -> http::Request<http_body_util::Full<Bytes>> {
