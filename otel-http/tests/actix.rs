@@ -1,12 +1,13 @@
-//! The actix-web middleware on a real actix-web server over loopback sockets: the same spans,
-//! attributes, metrics and lifetimes as the tower layer.
+//! The actix-web middleware on a real actix-web server over loopback sockets: the server
+//! conformance table (the same spans, attributes and metrics as the tower layer), and what is
+//! actix's own: handler `Err` responses, panics, streamed bodies, the request payload size.
 
 mod common;
+mod conformance;
 
 use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -14,18 +15,13 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::{web, App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer};
 use bytes::Bytes;
 use http::StatusCode;
-use opentelemetry::trace::{Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceId, Tracer as _};
-use opentelemetry::{Array, Context, StringValue, Value};
-use otelrs_core::instruments::DURATION_BUCKETS;
+use opentelemetry::trace::Status;
 use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
-use otelrs_core::Instrumentation;
 use otelrs_http::attributes::KnownMethods;
-use otelrs_http::{filter, HttpServerMiddleware, RouteHandle};
+use otelrs_http::{HttpServerLayer, HttpServerMiddleware, RouteHandle};
 
 use common::{client, get as get_req, send, TIMEOUT};
-
-const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
-const PARENT_ID: &str = "b7ad6b7169203331";
+use conformance::server::{self, Handler};
 
 fn middleware(t: &TestTelemetry) -> HttpServerMiddleware {
     HttpServerMiddleware::new()
@@ -56,13 +52,6 @@ where
     addr
 }
 
-fn peer_port(span: &opentelemetry_sdk::trace::SpanData) -> i64 {
-    match span.attr("network.peer.port") {
-        Some(Value::I64(p)) if (1..=65535).contains(p) => *p,
-        other => panic!("network.peer.port must be an int port, got {other:?}"),
-    }
-}
-
 fn active_requests(t: &TestTelemetry) -> Option<i64> {
     t.metrics().sum_i64(
         "http.server.active_requests",
@@ -70,134 +59,44 @@ fn active_requests(t: &TestTelemetry) -> Option<i64> {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routed_get_with_remote_parent_has_exact_span_and_metrics() {
-    let t = TestTelemetry::new();
-    let seen: Arc<Mutex<Option<SpanContext>>> = Arc::default();
-    let seen2 = Arc::clone(&seen);
-    let inst = t.instrumentation();
-    let addr = serve_actix(middleware(&t), move |cfg| {
-        let seen = Arc::clone(&seen2);
-        let inst = inst.clone();
-        cfg.route(
-            "/users/{id}",
-            web::get().to(move || {
-                let seen = Arc::clone(&seen);
-                let inst = inst.clone();
-                async move {
-                    // The server span is the current context inside the handler, across awaits.
-                    tokio::task::yield_now().await;
-                    *seen.lock().unwrap() = Some(Context::current().span().span_context().clone());
-                    let tracer = inst.tracer(Instrumentation::scope("handler", "0"));
-                    tracer.start("handler-work").end();
-                    "user"
-                }
-            }),
-        );
-    });
-
-    let tp = format!("00-{TRACE_ID}-{PARENT_ID}-01");
-    let (status, _, body) = send(
-        &client(),
-        get_req(
-            addr,
-            "/users/42?sig=secret&x=1",
-            &[("traceparent", &tp), ("user-agent", "test-agent/1.0")],
-        ),
-    )
-    .await;
-    assert_eq!((status, &body[..]), (StatusCode::OK, &b"user"[..]));
-
-    t.wait_for_spans(2, TIMEOUT);
-    let span = t.span("GET /users/{id}");
-    let port = peer_port(&span);
-    span.assert_kind(SpanKind::Server)
-        .assert_status(&Status::Unset)
-        .assert_parent_ids(
-            TraceId::from_hex(TRACE_ID).unwrap(),
-            SpanId::from_hex(PARENT_ID).unwrap(),
-        )
-        .assert_attrs(&[
-            kv("http.request.method", "GET"),
-            kv("url.scheme", "http"),
-            kv("url.path", "/users/42"),
-            kv("url.query", "sig=REDACTED&x=REDACTED"),
-            kv("server.address", "127.0.0.1"),
-            kv("server.port", i64::from(addr.port())),
-            kv("client.address", "127.0.0.1"),
-            kv("user_agent.original", "test-agent/1.0"),
-            kv("network.protocol.version", "1.1"),
-            kv("network.peer.address", "127.0.0.1"),
-            kv("network.peer.port", port),
-            kv("http.route", "/users/{id}"),
-            kv("http.response.status_code", 200i64),
-        ]);
-    assert_eq!(span.instrumentation_scope.name(), "otelrs-http");
-    let current = seen.lock().unwrap().clone().expect("handler ran");
-    assert_eq!(
-        current.span_id(),
-        span.span_context.span_id(),
-        "Context::current() is the server span"
-    );
-    t.span("handler-work").assert_child_of(&span);
-
-    let m = t.metrics();
-    m.assert_metric("http.server.request.duration", "s", "Duration of HTTP server requests.");
-    let p = m.assert_histogram_point(
-        "http.server.request.duration",
-        &[
-            kv("http.request.method", "GET"),
-            kv("url.scheme", "http"),
-            kv("http.response.status_code", 200i64),
-            kv("http.route", "/users/{id}"),
-            kv("network.protocol.version", "1.1"),
-        ],
-    );
-    assert_eq!(p.count, 1);
-    assert_eq!(p.bounds, DURATION_BUCKETS.to_vec());
-    assert!(p.sum > 0.0 && p.sum < TIMEOUT.as_secs_f64());
-    assert_eq!(m.histogram("http.server.request.duration").len(), 1);
-    assert_eq!(active_requests(&t), Some(0));
-    assert_eq!(m.is_monotonic("http.server.active_requests"), Some(false));
+/// The conformance app on actix-web: every route with `web::route()` (any method), the route
+/// from `match_pattern()`, actix's default 404.
+fn start(layer: HttpServerLayer, handler: Handler) -> SocketAddr {
+    serve_actix(HttpServerMiddleware::from(layer), move |cfg| {
+        for route in server::ROUTES {
+            let handler = handler.clone();
+            cfg.route(
+                route.template,
+                web::route().to(move |req: HttpRequest| {
+                    let handler = handler.clone();
+                    let handle = req.extensions().get::<RouteHandle>().cloned();
+                    async move {
+                        let reply = handler.respond(route, handle).await;
+                        let status = actix_web::http::StatusCode::from_u16(reply.status).unwrap();
+                        let mut resp = HttpResponse::build(status);
+                        for (k, v) in reply.headers {
+                            resp.insert_header((k, v));
+                        }
+                        resp.body(reply.body)
+                    }
+                }),
+            );
+        }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unmatched_404_is_named_by_method_without_route() {
-    let t = TestTelemetry::new();
-    let addr = serve_actix(middleware(&t), |cfg| {
-        cfg.route("/users/{id}", web::get().to(|| async { "user" }));
-    });
-    let (status, _, _) = send(&client(), get_req(addr, "/no/such/path", &[])).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    t.wait_for_spans(1, TIMEOUT);
-    t.span("GET")
-        .assert_kind(SpanKind::Server)
-        .assert_status(&Status::Unset)
-        .assert_root()
-        .assert_no_attr("http.route")
-        .assert_no_attr("error.type")
-        .assert_attr("url.path", "/no/such/path")
-        .assert_attr("http.response.status_code", 404i64);
-    t.metrics().assert_histogram_point(
-        "http.server.request.duration",
-        &[
-            kv("http.request.method", "GET"),
-            kv("url.scheme", "http"),
-            kv("http.response.status_code", 404i64),
-            kv("network.protocol.version", "1.1"),
-        ],
-    );
+async fn conformance_table() {
+    server::run("actix-web", |layer, handler| std::future::ready(start(layer, handler))).await;
 }
 
+/// A handler's `Err(actix_web::Error)` ends the request with the error's response status: 5xx is
+/// an error, 4xx is not (the same statuses as responses are conformance rows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_set_error_status_and_type() {
+async fn handler_errors_end_with_their_response_status() {
     let t = TestTelemetry::new();
     let addr = serve_actix(middleware(&t), |cfg| {
         cfg.route(
-            "/down",
-            web::get().to(|| async { HttpResponse::ServiceUnavailable().body("down") }),
-        )
-        .route(
             "/err",
             web::get().to(|| async { Err::<HttpResponse, _>(actix_web::error::ErrorInternalServerError("boom")) }),
         )
@@ -208,37 +107,43 @@ async fn server_errors_set_error_status_and_type() {
     });
     let c = client();
     assert_eq!(
-        send(&c, get_req(addr, "/down", &[])).await.0,
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    assert_eq!(
         send(&c, get_req(addr, "/err", &[])).await.0,
         StatusCode::INTERNAL_SERVER_ERROR
     );
     assert_eq!(send(&c, get_req(addr, "/bad", &[])).await.0, StatusCode::BAD_REQUEST);
-    t.wait_for_spans(3, TIMEOUT);
-    for (route, code) in [("/down", 503i64), ("/err", 500)] {
-        t.span(&format!("GET {route}"))
-            .assert_status(&Status::error(""))
-            .assert_attr("error.type", code.to_string())
-            .assert_attr("http.response.status_code", code);
-        let p = t.metrics().assert_histogram_point(
-            "http.server.request.duration",
-            &[
-                kv("http.request.method", "GET"),
-                kv("url.scheme", "http"),
-                kv("http.response.status_code", code),
-                kv("http.route", route),
-                kv("error.type", code.to_string()),
-                kv("network.protocol.version", "1.1"),
-            ],
-        );
-        assert_eq!(p.count, 1);
-    }
+    t.wait_for_spans(2, TIMEOUT);
+    t.span("GET /err")
+        .assert_status(&Status::error(""))
+        .assert_attr("error.type", "500")
+        .assert_attr("http.response.status_code", 500i64);
+    let m = t.metrics();
+    let p = m.assert_histogram_point(
+        "http.server.request.duration",
+        &[
+            kv("http.request.method", "GET"),
+            kv("url.scheme", "http"),
+            kv("http.response.status_code", 500i64),
+            kv("http.route", "/err"),
+            kv("error.type", "500"),
+            kv("network.protocol.version", "1.1"),
+        ],
+    );
+    assert_eq!(p.count, 1);
     t.span("GET /bad")
         .assert_status(&Status::Unset)
         .assert_no_attr("error.type")
         .assert_attr("http.response.status_code", 400i64);
+    m.assert_histogram_point(
+        "http.server.request.duration",
+        &[
+            kv("http.request.method", "GET"),
+            kv("url.scheme", "http"),
+            kv("http.response.status_code", 400i64),
+            kv("http.route", "/bad"),
+            kv("network.protocol.version", "1.1"),
+        ],
+    );
+    assert_eq!(active_requests(&t), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,99 +259,6 @@ async fn streaming_body_is_timed_to_its_end_and_sized() {
     assert!(p.sum >= 0.2, "duration covers the streamed body: {}", p.sum);
     let size = m.assert_histogram_point("http.server.response.body.size", &attrs);
     assert_eq!((size.count, size.sum), (1, 50.0));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn header_capture_forwarding_headers_and_late_route() {
-    let t = TestTelemetry::new();
-    let mw = middleware(&t)
-        .with_route_handle(true)
-        .with_request_headers(["X-Request-Id", "x-absent"])
-        .with_response_headers(["x-served-by"])
-        .with_server_address_on_metrics(true);
-    let addr = serve_actix(mw, |cfg| {
-        cfg.route(
-            "/h",
-            web::get().to(|| async { HttpResponse::Ok().insert_header(("x-served-by", "node-1")).body("h") }),
-        )
-        .route(
-            "/files/{tail:.*}",
-            web::get().to(|req: HttpRequest| async move {
-                req.extensions()
-                    .get::<RouteHandle>()
-                    .expect("the middleware inserts a route handle")
-                    .set("/files/{*path}");
-                "f"
-            }),
-        );
-    });
-    let mut req = get_req(
-        addr,
-        "/h",
-        &[
-            ("x-forwarded-for", "203.0.113.7, 10.0.0.1"),
-            ("x-forwarded-host", "shop.example:8443"),
-            ("x-forwarded-proto", "https"),
-            ("x-request-id", "a"),
-        ],
-    );
-    req.headers_mut().append("x-request-id", "b".parse().unwrap());
-    send(&client(), req).await;
-    send(&client(), get_req(addr, "/files/a/b.txt", &[])).await;
-    t.wait_for_spans(2, TIMEOUT);
-    t.span("GET /h")
-        .assert_attr("client.address", "203.0.113.7")
-        .assert_attr("network.peer.address", "127.0.0.1")
-        .assert_attr("server.address", "shop.example")
-        .assert_attr("server.port", 8443i64)
-        .assert_attr("url.scheme", "https")
-        .assert_attr(
-            "http.request.header.x-request-id",
-            Value::Array(Array::String(vec![StringValue::from("a"), StringValue::from("b")])),
-        )
-        .assert_attr(
-            "http.response.header.x-served-by",
-            Value::Array(Array::String(vec![StringValue::from("node-1")])),
-        )
-        .assert_no_attr("http.request.header.x-absent");
-    t.span("GET /files/{*path}")
-        .assert_attr("http.route", "/files/{*path}")
-        .assert_attr("url.path", "/files/a/b.txt");
-    let m = t.metrics();
-    m.assert_histogram_point(
-        "http.server.request.duration",
-        &[
-            kv("http.request.method", "GET"),
-            kv("url.scheme", "https"),
-            kv("server.address", "shop.example"),
-            kv("server.port", 8443i64),
-            kv("http.response.status_code", 200i64),
-            kv("http.route", "/h"),
-            kv("network.protocol.version", "1.1"),
-        ],
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filter_and_span_name_formatter() {
-    let t = TestTelemetry::new();
-    let mw = middleware(&t)
-        .with_filter(filter::path("/healthz").not())
-        .with_span_name_formatter(|m, r| format!("srv:{m}:{}", r.unwrap_or("-")));
-    let addr = serve_actix(mw, |cfg| {
-        cfg.route("/healthz", web::get().to(|| async { "ok" }))
-            .route("/work/{id}", web::get().to(|| async { "w" }));
-    });
-    let c = client();
-    for path in ["/healthz", "/work/1"] {
-        assert_eq!(send(&c, get_req(addr, path, &[])).await.0, StatusCode::OK);
-    }
-    t.wait_for_spans(1, TIMEOUT);
-    let names: Vec<String> = t.spans().iter().map(|s| s.name.to_string()).collect();
-    assert_eq!(names, vec!["srv:GET:/work/{id}"]);
-    let points = t.metrics().histogram("http.server.request.duration");
-    assert_eq!(points.len(), 1);
-    assert!(points[0].attributes.contains(&kv("http.route", "/work/{id}")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
