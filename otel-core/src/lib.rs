@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | [`Instrumentation`] | the one config input of every adapter: optional tracer provider, meter provider and propagator, falling back to the globals; scope name, version and schema URL |
 //! | [`Filter`] | the one shape of "which requests are instrumented", per request kind |
+//! | [`AttributesFn`] | the one shape of application-computed attributes for spans and metrics, bounded |
 //! | [`propagation`] | carriers for `http::HeaderMap` and string-keyed message headers; a strict W3C Trace Context propagator (passes the W3C test suite at its strictest level), W3C Baggage with the spec's limits, and their composite [`propagation::W3cPropagator`] (the default) |
 //! | [`instruments`] | semconv histogram bucket advice and builders that create each instrument once |
 //! | [`conv`] | the semantic-convention rules every adapter shares: `server.address`/`server.port` parsing, `error.type` from error chains, cancelled/panic/timeout outcomes, database connection-pool metrics, sensitive header and metadata names |
@@ -95,6 +96,7 @@ pub use opentelemetry_semantic_conventions as semconv;
 #[cfg_attr(docsrs, doc(cfg(feature = "tracing-bridge")))]
 pub use tracing_opentelemetry;
 
+mod attributes_fn;
 pub mod conv;
 mod filter;
 pub mod hotpath;
@@ -113,5 +115,6 @@ pub mod sdk;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use attributes_fn::{AttributesFn, MAX_HOOK_ATTRIBUTES, MAX_HOOK_VALUE_LEN};
 pub use filter::Filter;
 pub use instrumentation::{Instrumentation, Span, Tracer};

@@ -169,6 +169,23 @@ impl HttpServerMiddleware {
         self.map(|l| l.with_trace_response_unsampled(enabled))
     }
 
+    /// See [`HttpServerLayer::with_span_attributes`]; the hook sees the request head as
+    /// `http::request::Parts`.
+    pub fn with_span_attributes(self, hook: otelrs_core::AttributesFn<http::request::Parts>) -> Self {
+        self.map(|l| l.with_span_attributes(hook))
+    }
+
+    /// See [`HttpServerLayer::with_response_span_attributes`]; the hook sees the response head
+    /// as `http::response::Parts` (converted from actix's types only when a hook is set).
+    pub fn with_response_span_attributes(self, hook: otelrs_core::AttributesFn<http::response::Parts>) -> Self {
+        self.map(|l| l.with_response_span_attributes(hook))
+    }
+
+    /// See [`HttpServerLayer::with_metric_attributes`] (and its cardinality warning).
+    pub fn with_metric_attributes(self, hook: otelrs_core::AttributesFn<http::request::Parts>) -> Self {
+        self.map(|l| l.with_metric_attributes(hook))
+    }
+
     /// See [`HttpServerLayer::with_response_body_size`].
     pub fn with_response_body_size(self, enabled: bool) -> Self {
         self.map(|l| l.with_response_body_size(enabled))
@@ -244,7 +261,8 @@ impl HeaderSelection {
             }
         }
         Self {
-            all: shared.filter.is_some(),
+            // A filter or an attributes hook may read any header.
+            all: shared.filter.is_some() || shared.span_attributes.is_some() || shared.metric_attributes.is_some(),
             names,
         }
     }
@@ -477,6 +495,9 @@ where
                         }
                     }
                 }
+                if state.wants_response_head() {
+                    state.add_response_span_attributes(&response_head(res.response()));
+                }
                 let route = res.response().extensions().get::<HttpRoute>().map(HttpRoute::value);
                 state.on_response_head(res.status().as_u16(), route, |capture, out| {
                     capture.collect_with(|name| res.headers().get_all(name.as_str()).map(|v| v.as_bytes()), out)
@@ -602,4 +623,20 @@ where
         }
         Poll::Ready(item)
     }
+}
+
+/// The response head as `http` types, for the application's response-attributes hook (built
+/// only when one is set).
+fn response_head<B>(res: &actix_web::HttpResponse<B>) -> http::response::Parts {
+    let (mut head, ()) = http::Response::new(()).into_parts();
+    head.status = http::StatusCode::from_u16(res.status().as_u16()).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in res.headers() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            head.headers.append(name, value);
+        }
+    }
+    head
 }

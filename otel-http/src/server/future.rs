@@ -61,9 +61,9 @@ where
         }
         match poll_in_context(this.state, this.inner.as_mut(), cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(mut response)) => match this.state.take() {
+            Poll::Ready(Ok(response)) => match this.state.take() {
                 Some(mut state) => {
-                    state.on_response(&mut response);
+                    let response = state.on_response(response);
                     Poll::Ready(Ok(response.map(|body| ResponseBody::new(body, state))))
                 }
                 None => Poll::Ready(Ok(response.map(ResponseBody::passthrough))),

@@ -43,6 +43,7 @@ mod trace_response;
 use std::fmt;
 use std::sync::Arc;
 
+use http::request::Parts;
 use opentelemetry::metrics::{Histogram, UpDownCounter};
 use opentelemetry_semantic_conventions::metric::{
     HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUEST_BODY_SIZE, HTTP_SERVER_REQUEST_DURATION,
@@ -50,7 +51,7 @@ use opentelemetry_semantic_conventions::metric::{
 };
 use otelrs_core::hotpath::intern::Interner;
 use otelrs_core::hotpath::BoundInstruments;
-use otelrs_core::{instruments, Instrumentation, Tracer};
+use otelrs_core::{instruments, AttributesFn, Instrumentation, Tracer};
 use tower_layer::Layer;
 
 use crate::attributes::{HeaderCapture, HeaderSide, KnownMethods};
@@ -108,6 +109,9 @@ pub(crate) struct Shared {
     pub(crate) record_request_body_size: bool,
     pub(crate) route_handle: bool,
     pub(crate) trace_response: TraceResponse,
+    pub(crate) span_attributes: Option<AttributesFn<Parts>>,
+    pub(crate) response_span_attributes: Option<AttributesFn<http::response::Parts>>,
+    pub(crate) metric_attributes: Option<AttributesFn<Parts>>,
     /// Span names `{method} {route}` interned as `&'static str` (bounded); the route value is
     /// the name's suffix, so one entry serves both.
     pub(crate) names: Arc<Interner<&'static str>>,
@@ -165,6 +169,9 @@ impl Shared {
             record_request_body_size: false,
             route_handle: false,
             trace_response: TraceResponse::default(),
+            span_attributes: None,
+            response_span_attributes: None,
+            metric_attributes: None,
             names: Arc::new(Interner::new(INTERN_CAPACITY)),
             values: Arc::new(Interner::new(INTERN_CAPACITY)),
         }
@@ -365,6 +372,46 @@ impl HttpServerLayer {
     /// for requests whose span is not sampled (its flags are then `00`).
     pub fn with_trace_response_unsampled(mut self, enabled: bool) -> Self {
         self.shared_mut().trace_response.unsampled = enabled;
+        self
+    }
+
+    /// Adds the attributes `hook` computes from the request head to the span, at its start (so
+    /// samplers see them). Bounded per request (see [`AttributesFn`]).
+    ///
+    /// ```
+    /// use opentelemetry::KeyValue;
+    /// use otelrs_core::AttributesFn;
+    ///
+    /// let layer = otelrs_http::HttpServerLayer::new().with_span_attributes(AttributesFn::new(
+    ///     |request: &http::request::Parts, out: &mut Vec<KeyValue>| {
+    ///         if let Some(tenant) = request.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
+    ///             out.push(KeyValue::new("app.tenant", tenant.to_owned()));
+    ///         }
+    ///     },
+    /// ));
+    /// ```
+    pub fn with_span_attributes(mut self, hook: AttributesFn<Parts>) -> Self {
+        self.shared_mut().span_attributes = Some(hook);
+        self
+    }
+
+    /// Adds the attributes `hook` computes from the response head (status and headers, before
+    /// the body) to the span. Bounded per request (see [`AttributesFn`]).
+    pub fn with_response_span_attributes(mut self, hook: AttributesFn<http::response::Parts>) -> Self {
+        self.shared_mut().response_span_attributes = Some(hook);
+        self
+    }
+
+    /// Adds the attributes `hook` computes from the request head to the request's
+    /// `http.server.request.duration` (and body-size) points, separately from the span.
+    ///
+    /// **Cardinality**: every distinct value makes its own time series. Return only values from
+    /// a small fixed set (a tenant tier, an API version), never ids, names or paths. The SDK caps
+    /// the series per instrument (then reports an overflow series), which bounds memory, not
+    /// cost. Points with hook attributes are recorded through the SDK's attribute path, not the
+    /// layer's bound handles.
+    pub fn with_metric_attributes(mut self, hook: AttributesFn<Parts>) -> Self {
+        self.shared_mut().metric_attributes = Some(hook);
         self
     }
 }

@@ -66,6 +66,8 @@ pub(crate) struct RequestState {
     pub(crate) body_complete: bool,
     /// Whether the span records (known at start; saves locking the span to ask at the end).
     recording: bool,
+    /// What the application's metric-attributes hook added (empty without one).
+    metric_attributes: Vec<KeyValue>,
 }
 
 fn span_name(shared: &Shared, method: &str, route: Option<&str>) -> Cow<'static, str> {
@@ -189,6 +191,9 @@ impl RequestState {
             }
         }
         shared.request_headers.collect(&parts.headers, &mut attrs);
+        if let Some(hook) = &shared.span_attributes {
+            hook.collect(parts, &mut attrs);
+        }
         let version = protocol_version(parts.version);
         if let Some(v) = version {
             attrs.push(KeyValue::new(NETWORK_PROTOCOL_VERSION, v));
@@ -257,18 +262,32 @@ impl RequestState {
                 .then(|| Arc::new(AtomicU64::new(REQUEST_BODY_UNCOUNTED))),
             body_complete: false,
             recording,
+            metric_attributes: match &shared.metric_attributes {
+                Some(hook) => {
+                    let mut out = Vec::new();
+                    hook.collect(parts, &mut out);
+                    out
+                }
+                None => Vec::new(),
+            },
         })
     }
 
     /// Records what the response head tells: status, response route, captured headers; adds
     /// the opt-in trace response header.
-    pub(crate) fn on_response<B>(&mut self, response: &mut Response<B>) {
+    pub(crate) fn on_response<B>(&mut self, mut response: Response<B>) -> Response<B> {
         self.add_trace_response_header(response.headers_mut());
+        if self.wants_response_head() {
+            let (parts, body) = response.into_parts();
+            self.add_response_span_attributes(&parts);
+            response = Response::from_parts(parts, body);
+        }
         self.on_response_head(
             response.status().as_u16(),
             response.extensions().get::<HttpRoute>().map(HttpRoute::value),
             |capture, out| capture.collect(response.headers(), out),
         );
+        response
     }
 
     /// [`RequestState::on_response`] for a framework with its own response type: the status, the
@@ -300,6 +319,20 @@ impl RequestState {
         let trace_response = &self.shared.trace_response;
         if trace_response.header != TraceResponseHeader::Off {
             trace_response.insert(self.cx.span().span_context(), headers);
+        }
+    }
+
+    /// Whether the application's response hook wants the response head of this request.
+    pub(crate) fn wants_response_head(&self) -> bool {
+        self.recording && self.shared.response_span_attributes.is_some()
+    }
+
+    /// Adds what the application's response hook computes from `head` to the span.
+    pub(crate) fn add_response_span_attributes(&self, head: &http::response::Parts) {
+        if let (Some(hook), true) = (&self.shared.response_span_attributes, self.recording) {
+            let mut attrs = Vec::new();
+            hook.collect(head, &mut attrs);
+            self.cx.span().set_attributes(attrs);
         }
     }
 
@@ -471,19 +504,34 @@ impl Drop for RequestState {
                 error: error.clone(),
                 version: self.protocol_version,
             };
-            record_with_last(&LAST_DURATION, &shared.duration, &key, seconds(elapsed), || {
-                key.attributes()
-            });
-            if shared.record_response_body_size {
-                shared
-                    .response_body_size
-                    .record(&key, self.body_bytes, || key.attributes());
-            }
-            if let Some(read) = &self.request_body_bytes {
-                let read = read.load(Ordering::Relaxed);
+            let request_body_bytes = self
+                .request_body_bytes
+                .as_ref()
+                .map(|read| read.load(Ordering::Relaxed))
                 // Not recorded when nothing wrapped the body (no `RequestBodySizeLayer`).
-                if read != REQUEST_BODY_UNCOUNTED {
+                .filter(|read| *read != REQUEST_BODY_UNCOUNTED);
+            if self.metric_attributes.is_empty() {
+                record_with_last(&LAST_DURATION, &shared.duration, &key, seconds(elapsed), || {
+                    key.attributes()
+                });
+                if shared.record_response_body_size {
+                    shared
+                        .response_body_size
+                        .record(&key, self.body_bytes, || key.attributes());
+                }
+                if let Some(read) = request_body_bytes {
                     shared.request_body_size.record(&key, read, || key.attributes());
+                }
+            } else {
+                // The application's attributes are not part of the bound key: the SDK's path.
+                let mut attrs = key.attributes();
+                attrs.append(&mut self.metric_attributes);
+                shared.duration.instrument().record(seconds(elapsed), &attrs);
+                if shared.record_response_body_size {
+                    shared.response_body_size.instrument().record(self.body_bytes, &attrs);
+                }
+                if let Some(read) = request_body_bytes {
+                    shared.request_body_size.instrument().record(read, &attrs);
                 }
             }
         }
