@@ -35,7 +35,10 @@ pub const MAX_HOOK_VALUE_LEN: usize = 256;
 /// tier.collect("gold-42", &mut attributes);
 /// assert_eq!(attributes, [KeyValue::new("app.tenant.tier", "gold")]);
 /// ```
-pub struct AttributesFn<T: ?Sized>(Arc<dyn Fn(&T, &mut Vec<KeyValue>) + Send + Sync>);
+pub struct AttributesFn<T: ?Sized>(Arc<HookFn<T>>);
+
+/// The function behind an [`AttributesFn`].
+type HookFn<T> = dyn Fn(&T, &mut Vec<KeyValue>) + Send + Sync;
 
 impl<T: ?Sized> Clone for AttributesFn<T> {
     fn clone(&self) -> Self {

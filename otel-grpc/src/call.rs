@@ -65,6 +65,8 @@ pub(crate) struct CallState {
     /// Response metadata keys already captured from the headers (only when configured).
     response_metadata_seen: Vec<bool>,
     finished: bool,
+    /// What the application's metric-attributes hook added (server; empty without one).
+    pub(crate) metric_attributes: Vec<KeyValue>,
 }
 
 impl CallState {
@@ -93,6 +95,7 @@ impl CallState {
             error_type: None,
             response_metadata_seen,
             finished: false,
+            metric_attributes: Vec::new(),
         }
     }
 
@@ -114,6 +117,18 @@ impl CallState {
             self.code_from_headers = true;
         }
         self.capture_response_metadata(headers);
+    }
+
+    /// Adds what the application's response hook computes from the response head to the span.
+    fn on_response_parts(&self, head: &http::response::Parts) {
+        if let Some(hook) = &self.shared.hooks.response_span {
+            let span = self.cx.span();
+            if span.is_recording() {
+                let mut attrs = Vec::new();
+                hook.collect(head, &mut attrs);
+                span.set_attributes(attrs);
+            }
+        }
     }
 
     fn on_trailers(&mut self, trailers: &HeaderMap) {
@@ -261,7 +276,7 @@ impl CallState {
             error_type,
             server: server.map(|a| (a.address.clone(), a.port)),
         };
-        self.shared.duration.record(&key, elapsed.as_secs_f64(), || {
+        let attributes = || {
             let mut attrs = Vec::with_capacity(7);
             attrs.push(KeyValue::new(RPC_SYSTEM_NAME, RPC_SYSTEM_GRPC));
             attrs.push(KeyValue::new(RPC_METHOD, method_value));
@@ -275,7 +290,15 @@ impl CallState {
                 addr.push_attributes(&mut attrs);
             }
             attrs
-        });
+        };
+        if self.metric_attributes.is_empty() {
+            self.shared.duration.record(&key, elapsed.as_secs_f64(), attributes);
+        } else {
+            // The application's attributes are not part of the bound key: the SDK's path.
+            let mut attrs = attributes();
+            attrs.append(&mut self.metric_attributes);
+            self.shared.duration.instrument().record(elapsed.as_secs_f64(), &attrs);
+        }
 
         if let Some(old) = &self.shared.old_duration {
             let (service, method) = match (recognised, self.method.service(), self.method.method()) {
@@ -346,6 +369,7 @@ where
             Ok(res) => {
                 state.on_response_head(res.status(), res.headers());
                 let (parts, body) = res.into_parts();
+                state.on_response_parts(&parts);
                 let body = if state.code_from_headers && body.is_end_stream() {
                     // Trailers-only response with an empty body: the call is over.
                     state.finish();

@@ -10,7 +10,7 @@ use opentelemetry_semantic_conventions::attribute::{RPC_REQUEST_METADATA, RPC_RE
 use opentelemetry_semantic_conventions::metric::{RPC_CLIENT_CALL_DURATION, RPC_SERVER_CALL_DURATION};
 use otelrs_core::hotpath::BoundInstruments;
 use otelrs_core::instruments::{duration_histogram, RPC_DURATION_BUCKETS};
-use otelrs_core::Instrumentation;
+use otelrs_core::{AttributesFn, Instrumentation};
 
 use crate::attributes::{
     captured_keys, opt_in_requests_rpc_dup, parse_target, CapturedKey, ServerAddress, OLD_RPC_CLIENT_DURATION,
@@ -63,8 +63,17 @@ pub(crate) struct Options {
     // Server only.
     pub(crate) known_services: Option<HashSet<String>>,
     pub(crate) server_timeout: Option<Duration>,
+    pub(crate) hooks: Hooks,
     // Client only.
     pub(crate) target: Option<String>,
+}
+
+/// The application's attribute hooks (server only).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Hooks {
+    pub(crate) span: Option<AttributesFn<http::request::Parts>>,
+    pub(crate) response_span: Option<AttributesFn<http::response::Parts>>,
+    pub(crate) metric: Option<AttributesFn<http::request::Parts>>,
 }
 
 impl fmt::Debug for Options {
@@ -115,6 +124,7 @@ pub(crate) struct Shared {
     pub(crate) response_metadata: Vec<CapturedKey>,
     pub(crate) known_services: Option<HashSet<String>>,
     pub(crate) server_timeout: Option<Duration>,
+    pub(crate) hooks: Hooks,
     pub(crate) target: Option<ServerAddress>,
     /// Span names (`package.Service/Method`) interned as `&'static str`, bounded.
     pub(crate) names: otelrs_core::hotpath::intern::Interner<&'static str>,
@@ -174,6 +184,7 @@ impl Shared {
             ),
             known_services: options.known_services.clone(),
             server_timeout: options.server_timeout,
+            hooks: options.hooks.clone(),
             target: options.target.as_deref().map(parse_target),
             names: otelrs_core::hotpath::intern::Interner::new(NAME_CAPACITY),
         }

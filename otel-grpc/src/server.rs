@@ -14,7 +14,7 @@ use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute::{RPC_METHOD, RPC_METHOD_ORIGINAL, RPC_SYSTEM_NAME};
 use otelrs_core::conv::ServerAddress;
-use otelrs_core::Instrumentation;
+use otelrs_core::{AttributesFn, Instrumentation};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -138,6 +138,43 @@ impl GrpcServerLayer {
         self.with(|o| o.server_timeout = Some(timeout))
     }
 
+    /// Adds the attributes `hook` computes from the request head (path, metadata as HTTP/2
+    /// headers) to the call's span, at its start (so samplers see them). Bounded per call (see
+    /// [`AttributesFn`]).
+    ///
+    /// ```
+    /// use opentelemetry::KeyValue;
+    /// use otelrs_core::AttributesFn;
+    ///
+    /// let layer = otelrs_grpc::GrpcServerLayer::new().with_span_attributes(AttributesFn::new(
+    ///     |request: &http::request::Parts, out: &mut Vec<KeyValue>| {
+    ///         if let Some(tenant) = request.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
+    ///             out.push(KeyValue::new("app.tenant", tenant.to_owned()));
+    ///         }
+    ///     },
+    /// ));
+    /// ```
+    pub fn with_span_attributes(self, hook: AttributesFn<http::request::Parts>) -> Self {
+        self.with(|o| o.hooks.span = Some(hook))
+    }
+
+    /// Adds the attributes `hook` computes from the response head (initial metadata as HTTP/2
+    /// headers; the status usually follows in the trailers and is recorded by the layer) to the
+    /// call's span. Bounded per call (see [`AttributesFn`]).
+    pub fn with_response_span_attributes(self, hook: AttributesFn<http::response::Parts>) -> Self {
+        self.with(|o| o.hooks.response_span = Some(hook))
+    }
+
+    /// Adds the attributes `hook` computes from the request head to the call's
+    /// `rpc.server.call.duration` point, separately from the span.
+    ///
+    /// **Cardinality**: every distinct value makes its own time series. Return only values from
+    /// a small fixed set (a tenant tier, a client kind), never ids or names. The SDK caps the
+    /// series per instrument (then reports an overflow series), which bounds memory, not cost.
+    pub fn with_metric_attributes(self, hook: AttributesFn<http::request::Parts>) -> Self {
+        self.with(|o| o.hooks.metric = Some(hook))
+    }
+
     fn shared(&self) -> Arc<Shared> {
         self.shared
             .get_or_init(|| Arc::new(Shared::new(Role::Server, &self.options)))
@@ -241,6 +278,19 @@ where
                 attrs.push(kv);
             }
         }
+        let mut metric_attributes = Vec::new();
+        let req = if shared.hooks.span.is_some() || shared.hooks.metric.is_some() {
+            let (parts, body) = req.into_parts();
+            if let Some(hook) = &shared.hooks.span {
+                hook.collect(&parts, &mut attrs);
+            }
+            if let Some(hook) = &shared.hooks.metric {
+                hook.collect(&parts, &mut metric_attributes);
+            }
+            Request::from_parts(parts, body)
+        } else {
+            req
+        };
         #[allow(unused_mut)] // set only with the `transport` feature
         let mut span = shared.tracer.build_with_context(
             shared
@@ -270,7 +320,7 @@ where
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let state = CallState::new(
+        let mut state = CallState::new(
             shared.clone(),
             cx.clone(),
             start,
@@ -279,6 +329,7 @@ where
             server_address,
             timeout,
         );
+        state.metric_attributes = metric_attributes;
         ResponseFuture::new(self.inner.call(req).with_context(cx), Some(state))
     }
 }

@@ -722,3 +722,63 @@ async fn transport_failure_sets_a_low_cardinality_error_type() {
         .assert_attrs(&attrs);
     cli.metrics().assert_histogram_point(CLIENT_DURATION, &attrs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_and_metric_attribute_hooks_are_applied_separately() {
+    use otelrs_core::AttributesFn;
+    let srv = TestTelemetry::new();
+    let tenant = AttributesFn::new(|request: &http::request::Parts, out: &mut Vec<KeyValue>| {
+        if let Some(t) = request.headers.get("x-tenant").and_then(|v| v.to_str().ok()) {
+            out.push(KeyValue::new("app.tenant", t.to_owned()));
+        }
+    });
+    let served_by = AttributesFn::new(|response: &http::response::Parts, out: &mut Vec<KeyValue>| {
+        if let Some(s) = response.headers.get("x-served-by").and_then(|v| v.to_str().ok()) {
+            out.push(KeyValue::new("app.served_by", s.to_owned()));
+        }
+    });
+    let tier = AttributesFn::new(|request: &http::request::Parts, out: &mut Vec<KeyValue>| {
+        let gold = request
+            .headers
+            .get("x-tenant")
+            .is_some_and(|v| v.as_bytes().starts_with(b"gold-"));
+        out.push(KeyValue::new("app.tier", if gold { "gold" } else { "standard" }));
+    });
+    let server = start_server(
+        server_layer(&srv)
+            .with_span_attributes(tenant)
+            .with_response_span_attributes(served_by)
+            .with_metric_attributes(tier),
+        None,
+    )
+    .await;
+    let mut client = client(server.addr, client_layer(&TestTelemetry::new()));
+    let mut request = tonic::Request::new(req("ok"));
+    request.metadata_mut().insert("x-tenant", "gold-42".parse().unwrap());
+    let reply = client.unary(request).await.expect("call succeeds");
+    assert_eq!(reply.get_ref().message, "ok", "the reply is unchanged");
+    client.unary(req("ok")).await.expect("call succeeds");
+
+    let spans = srv.wait_for_spans(2, Duration::from_secs(10));
+    let tenants: Vec<Option<&Value>> = spans.iter().map(|s| s.attr("app.tenant")).collect();
+    assert!(
+        tenants.contains(&Some(&Value::from("gold-42"))) && tenants.contains(&None),
+        "{tenants:?}"
+    );
+    for s in &spans {
+        s.assert_attr("app.served_by", "echo");
+        assert_eq!(s.attr("app.tier"), None, "metric attributes stay off the span");
+    }
+    let m = srv.metrics();
+    let with_tier = |tier: &'static str| {
+        let mut attrs = server_point(UNARY, "OK", None);
+        attrs.push(kv("app.tier", tier));
+        attrs
+    };
+    assert_eq!(m.assert_histogram_point(SERVER_DURATION, &with_tier("gold")).count, 1);
+    assert_eq!(
+        m.assert_histogram_point(SERVER_DURATION, &with_tier("standard")).count,
+        1
+    );
+    assert_eq!(m.histogram(SERVER_DURATION).len(), 2);
+}
