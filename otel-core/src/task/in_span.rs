@@ -96,7 +96,7 @@ pub trait InSpanExt: Future + Sized {
 
 impl<F: Future> InSpanExt for F {}
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests {
     use super::*;
     use crate::testing::{SpanDataExt as _, TestTelemetry};
