@@ -22,7 +22,7 @@ fn tracer(t: &TestTelemetry) -> SdkTracer {
 /// fires, so the other worker resumes it. Returns the threads before and after.
 async fn migrate() -> (ThreadId, ThreadId) {
     let before = std::thread::current().id();
-    let _blocker = tokio::spawn(async { std::thread::sleep(Duration::from_millis(100)) });
+    let _blocker = tokio::spawn(async { std::thread::sleep(Duration::from_millis(250)) });
     tokio::time::sleep(Duration::from_millis(10)).await;
     (before, std::thread::current().id())
 }
