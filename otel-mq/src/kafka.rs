@@ -259,8 +259,9 @@ impl Kafka {
 
     /// Runs `handler` for one message under a CONSUMER span `process {topic}` (linked to the
     /// message's creation context by default; see [`ProcessParent`](crate::ProcessParent)). The handler gets the span's
-    /// context (also attached while it is polled) and the message; its result is returned
-    /// unchanged, an `Err` recorded with its type name as `error.type`.
+    /// context (also attached while it is called and its future polled, so a `tracing` span made
+    /// with `.instrument(info_span!(..))` in the closure is a child) and the message; its result
+    /// is returned unchanged, an `Err` recorded with its type name as `error.type`.
     pub async fn process<M, F, Fut, T, E>(&self, message: M, handler: F) -> Result<T, E>
     where
         M: Message,
@@ -280,8 +281,7 @@ impl Kafka {
         let active = self
             .telemetry
             .start_process(&op, &[(creation, Vec::new())], |a| self.message_attrs(&message, a));
-        let cx = active.cx.clone();
-        Telemetry::run_process(active, handler(cx, message)).await
+        Telemetry::run_process(active, |cx| handler(cx, message)).await
     }
 
     /// Runs `handler` for a batch under one CONSUMER span `process {topic}` (`process` alone when
@@ -334,8 +334,7 @@ impl Kafka {
             })
             .collect();
         let active = self.telemetry.start_process(&op, &creations, |_| {});
-        let cx = active.cx.clone();
-        Telemetry::run_process(active, handler(cx, messages)).await
+        Telemetry::run_process(active, |cx| handler(cx, messages)).await
     }
 
     /// Commits `message`'s offset under a CLIENT span `commit {topic}` (`messaging.operation.type`

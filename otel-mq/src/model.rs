@@ -504,14 +504,22 @@ impl Telemetry {
         active
     }
 
-    /// Runs `fut` under a process span: the span's context is attached while `fut` is polled,
-    /// and the span ends (with the handler's outcome) when it completes.
-    pub(crate) async fn run_process<Fut, T, E>(active: Active, fut: Fut) -> Result<T, E>
+    /// Runs a handler under a process span: the span's context is attached while `handler` is
+    /// called (so a span the closure makes before returning its future, such as
+    /// `fut.instrument(info_span!(..))`, is the process span's child) and while its future is
+    /// polled; the span ends (with the handler's outcome) when it completes. `handler` gets the
+    /// span's context.
+    pub(crate) async fn run_process<H, Fut, T, E>(active: Active, handler: H) -> Result<T, E>
     where
+        H: FnOnce(Context) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: fmt::Display,
     {
         let cx = active.cx.clone();
+        let fut = {
+            let _attached = cx.clone().attach();
+            handler(cx.clone())
+        };
         let mut active = active;
         let result = fut.with_context(cx).await;
         match &result {

@@ -204,7 +204,8 @@ impl Nats {
     }
 
     /// Runs `handler` for a core NATS message under a CONSUMER span `process {subject}` (linked
-    /// to the creation context by default; see [`ProcessParent`](crate::ProcessParent)).
+    /// to the creation context by default; see [`ProcessParent`](crate::ProcessParent)). The span's
+    /// context is attached while the handler is called and its future polled.
     pub async fn process<F, Fut, T, E>(&self, message: Message, handler: F) -> Result<T, E>
     where
         F: FnOnce(Context, Message) -> Fut,
@@ -212,8 +213,7 @@ impl Nats {
         E: fmt::Display,
     {
         let active = self.start_process(&message);
-        let cx = active.cx.clone();
-        Telemetry::run_process(active, handler(cx, message)).await
+        Telemetry::run_process(active, |cx| handler(cx, message)).await
     }
 
     /// Runs `handler` for a JetStream message under a CONSUMER span `process {subject}`.
@@ -228,8 +228,7 @@ impl Nats {
         E: fmt::Display,
     {
         let active = self.start_process(&message.message);
-        let cx = active.cx.clone();
-        Telemetry::run_process(active, handler(cx, message)).await
+        Telemetry::run_process(active, |cx| handler(cx, message)).await
     }
 
     /// Acknowledges a JetStream message under a CLIENT span `ack {subject}`.

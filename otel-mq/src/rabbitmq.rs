@@ -29,7 +29,7 @@ use ::lapin::publisher_confirm::{Confirmation, PublisherConfirm};
 use ::lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use ::lapin::{BasicProperties, Channel, Consumer, ErrorKind};
 use futures_core::Stream;
-use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute as attr;
 use otelrs_core::conv::io_error_type;
@@ -404,9 +404,10 @@ impl TracedDelivery {
 
     /// Runs `handler` under a CONSUMER span `process {destination}`.
     ///
-    /// The handler gets the process span's context (also attached while it is polled, so spans
-    /// it starts are children) and the delivery. By default the span links to the message's
-    /// creation context; see [`ProcessParent`](crate::ProcessParent). An `Err` from the handler is returned unchanged
+    /// The handler gets the process span's context (also attached while it is called and its
+    /// future polled, so spans it starts, including a `tracing` span made with
+    /// `.instrument(info_span!(..))` in the closure, are children) and the delivery. By default
+    /// the span links to the message's creation context; see [`ProcessParent`](crate::ProcessParent). An `Err` from the handler is returned unchanged
     /// and recorded (`error.type` = the error's type name, status description = its message).
     /// The delivery is not settled automatically.
     pub async fn process<F, Fut, T, E>(self, handler: F) -> Result<T, E>
@@ -425,8 +426,7 @@ impl TracedDelivery {
             batch_count: None,
         };
         let active = t.start_process(&op, &[(creation, Vec::new())], |a| self.message_attrs(a));
-        let cx = active.cx.clone();
-        Telemetry::run_process(active, handler(cx, self)).await
+        Telemetry::run_process(active, |cx| handler(cx, self)).await
     }
 
     async fn settle<R>(
