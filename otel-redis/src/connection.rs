@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Instant, SystemTime};
 
-use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, Tracer as _};
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_semantic_conventions::attribute::{
     DB_OPERATION_BATCH_SIZE, DB_OPERATION_NAME, DB_QUERY_TEXT, DB_RESPONSE_STATUS_CODE, DB_STORED_PROCEDURE_NAME,
