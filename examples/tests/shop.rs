@@ -1,6 +1,7 @@
 //! Runs the `shop` demo's scenario in-process and asserts the shape of every trace: one trace per
-//! step, the span tree across gateway → users / orders → notifier, error status exactly where
-//! the conventions put it, and no SQL on a cache hit. It runs three times: with the defaults
+//! step, the span tree across gateway → users / orders → notifier (with the `tracing` span of
+//! an `#[instrument]` function, `place order`, between the orders server span and the spans made
+//! inside it), error status exactly where the conventions put it, and no SQL on a cache hit. It runs three times: with the defaults
 //! (SQLite, the Kafka mock cluster), with PostgreSQL and RabbitMQ, and with MySQL/MariaDB and
 //! NATS, checking each backend's `db.system.name` / `messaging.system` on the right spans and
 //! that the run's schema, database and queue are gone after shutdown.
@@ -54,6 +55,17 @@ fn assert_child(o: &Outcome, child: &FinishedSpan, parent: &FinishedSpan) {
         parent.name
     );
     assert_eq!(child.trace_id(), parent.trace_id());
+}
+
+/// Asserts that `s` was made through the `tracing` bridge, not by an adapter or the OpenTelemetry
+/// API.
+#[track_caller]
+fn assert_from_tracing(o: &Outcome, s: &FinishedSpan) {
+    assert_eq!(
+        s.scope, "tracing-opentelemetry",
+        "step {:?}: {} {:?} should be a `tracing` span",
+        o.title, s.service, s.name
+    );
 }
 
 /// Every span in one trace, exactly one root (whose parent is `remote_parent` if given).
@@ -276,6 +288,13 @@ async fn check_scenario(db: DbBackend, broker: BrokerBackend) {
     assert_child(order, rpc_client, root);
     assert_child(order, rpc_server, rpc_client);
     assert!(rpc_server.parent_is_remote);
+    // `place order` is an `#[instrument]` function: a `tracing` span exported through the bridge,
+    // the RPC server span's child and the parent of the spans made inside it.
+    let place = span(order, "orders", SpanKind::Internal, "place order");
+    assert_child(order, place, rpc_server);
+    assert_from_tracing(order, place);
+    assert_attr(order, place, "shop.order.item", "keyboard");
+    assert_attr(order, place, "shop.order.quantity", "1");
     let charge = span(order, "orders", SpanKind::Internal, "charge payment");
     let insert = span(order, "orders", client.clone(), "INSERT orders");
     assert_attr(order, insert, "db.system.name", db_system);
@@ -283,8 +302,12 @@ async fn check_scenario(db: DbBackend, broker: BrokerBackend) {
     assert_attr(order, send, "messaging.system", messaging_system);
     assert_attr(order, send, "messaging.destination.name", &destination);
     for child in [charge, insert, send] {
-        assert_child(order, child, rpc_server);
+        assert_child(order, child, place);
     }
+    assert!(
+        place.start <= charge.start && send.end <= place.end,
+        "place order covers the payment, the insert and the publish"
+    );
     assert!(
         charge.end <= insert.start && insert.end <= send.start,
         "payment, then insert, then publish"
@@ -342,8 +365,11 @@ async fn check_scenario(db: DbBackend, broker: BrokerBackend) {
         Some("FAILED_PRECONDITION")
     );
     assert_eq!(rpc_server.status, Status::Unset);
+    let place = span(declined, "orders", SpanKind::Internal, "place order");
+    assert_child(declined, place, rpc_server);
+    assert_from_tracing(declined, place);
     let charge = span(declined, "orders", SpanKind::Internal, "charge payment");
-    assert_child(declined, charge, rpc_server);
+    assert_child(declined, charge, place);
     assert_eq!(charge.attr_string("error.type").as_deref(), Some("payment_declined"));
     assert_errors(
         declined,

@@ -7,10 +7,11 @@
 //!                    │                                              ├── Redis cache (otelrs-redis), when reachable
 //!                    │                                              └── SQLite (otelrs-sql)
 //!                    └──gRPC (tonic + GrpcClientLayer)──▶ orders (tonic + GrpcServerLayer)
-//!                                                           ├── charge payment (internal span)
-//!                                                           ├── SQLite (otelrs-sql)
-//!                                                           └── Kafka send order.created (otelrs-mq) ──▶ notifier
-//!                                                                                     process (otelrs-mq) + SQLite
+//!                                                           └── place order (`#[instrument]`, a tracing span)
+//!                                                                ├── charge payment (internal span)
+//!                                                                ├── SQLite (otelrs-sql)
+//!                                                                └── Kafka send order.created (otelrs-mq) ──▶ notifier
+//!                                                                                          process (otelrs-mq) + SQLite
 //! ```
 //!
 //! Embedded by default: SQLite in memory and Kafka through librdkafka's in-process mock cluster.
@@ -223,8 +224,14 @@ impl Shop {
         // The notifier subscribes before anything can be published.
         let notifier = broker.start_notifier(inst("notifier"), notifier_db).await?;
         let publisher = broker.publisher(inst("orders")).await?;
-        let orders =
-            OrdersService::start(inst("orders"), orders_db, publisher, broker.destination().to_owned()).await?;
+        let orders = OrdersService::start(
+            inst("orders"),
+            telemetry.service("orders").tracing_dispatch(),
+            orders_db,
+            publisher,
+            broker.destination().to_owned(),
+        )
+        .await?;
 
         let gateway = GatewayService::start(
             options.gateway_addr,

@@ -1,5 +1,7 @@
-//! `orders`: a tonic gRPC server behind otelrs-grpc's `GrpcServerLayer`; charges the payment (an
-//! internal span), writes the order through otelrs-sql and publishes `order.created` through
+//! `orders`: a tonic gRPC server behind otelrs-grpc's `GrpcServerLayer`; places the order in an
+//! `#[instrument]` function (a `tracing` span, exported through the bridge, between the RPC's
+//! server span and the spans below it): charges the payment (an internal span made with the
+//! OpenTelemetry API), writes the order through otelrs-sql and publishes `order.created` through
 //! otelrs-mq (Kafka, RabbitMQ or NATS).
 
 use std::net::SocketAddr;
@@ -13,6 +15,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
+use tracing::instrument::WithSubscriber as _;
 
 use super::broker::Publisher;
 use super::proto::{Orders, OrdersServer, PlaceOrderReply, PlaceOrderRequest};
@@ -30,10 +33,36 @@ struct OrdersImpl {
     publisher: Publisher,
     destination: String,
     tracer: otelrs_core::Tracer,
+    /// The service's `tracing` subscriber (see [`super::telemetry`]).
+    tracing: tracing::Dispatch,
 }
 
 impl OrdersImpl {
-    /// The payment step, as an INTERNAL span under the RPC's server span.
+    /// Charges, writes and publishes one order, under a `tracing` span `place order` (a child of
+    /// the RPC's server span; the spans below are its children).
+    #[tracing::instrument(
+        name = "place order",
+        skip_all,
+        fields(shop.order.item = %order.item, shop.order.quantity = order.quantity)
+    )]
+    async fn place(&self, order: PlaceOrderRequest) -> Result<i64, Status> {
+        self.charge(&order.card, order.quantity).await?;
+        let order_id = self
+            .db
+            .insert_order(order.user_id, &order.item, order.quantity)
+            .await
+            .map_err(|_| Status::unavailable("orders database unavailable"))?;
+        let payload = json!({ "order_id": order_id, "user_id": order.user_id, "item": order.item }).to_string();
+        self.publisher
+            .publish(&self.destination, &order_id.to_string(), payload)
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot publish {}: {e}", self.destination)))?;
+        // A log record with this span's trace and span ids (exported when OTEL_LOGS_EXPORTER is set).
+        tracing::info!(order_id, "order placed");
+        Ok(order_id)
+    }
+
+    /// The payment step, as an INTERNAL span under the current context (`place order`).
     async fn charge(&self, card: &str, quantity: u32) -> Result<(), Status> {
         let mut span = self
             .tracer
@@ -64,17 +93,8 @@ impl Orders for OrdersImpl {
         if order.quantity == 0 || order.item.is_empty() {
             return Err(Status::invalid_argument("item and a positive quantity are required"));
         }
-        self.charge(&order.card, order.quantity).await?;
-        let order_id = self
-            .db
-            .insert_order(order.user_id, &order.item, order.quantity)
-            .await
-            .map_err(|_| Status::unavailable("orders database unavailable"))?;
-        let payload = json!({ "order_id": order_id, "user_id": order.user_id, "item": order.item }).to_string();
-        self.publisher
-            .publish(&self.destination, &order_id.to_string(), payload)
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot publish {}: {e}", self.destination)))?;
+        // Under the service's own subscriber: `place order` is made (and exported) by it.
+        let order_id = self.place(order).with_subscriber(self.tracing.clone()).await?;
         Ok(Response::new(PlaceOrderReply {
             order_id,
             status: "placed".to_owned(),
@@ -94,6 +114,7 @@ impl OrdersService {
     /// Starts the gRPC server on an ephemeral port of 127.0.0.1.
     pub async fn start(
         instrumentation: Instrumentation,
+        tracing: tracing::Dispatch,
         db: Store,
         publisher: Publisher,
         destination: String,
@@ -105,6 +126,7 @@ impl OrdersService {
             publisher,
             destination,
             tracer: instrumentation.tracer(Instrumentation::scope("shop-orders", env!("CARGO_PKG_VERSION"))),
+            tracing,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -39,9 +39,13 @@ fn kind(k: &SpanKind) -> &'static str {
     }
 }
 
-/// The attributes worth a glance: route, status codes, query summary, destination, error type.
+/// The attributes worth a glance: route, status codes, query summary, destination, error type;
+/// `tracing` for a span made through the `tracing` bridge (`#[instrument]`, `info_span!`).
 fn key_attributes(s: &FinishedSpan) -> String {
     let mut parts = Vec::new();
+    if s.scope == "tracing-opentelemetry" {
+        parts.push("tracing".to_owned());
+    }
     if let Some(route) = s.attr_string("http.route") {
         parts.push(format!("route={route}"));
     }

@@ -1,23 +1,30 @@
 //! Telemetry of the shop: one SDK per service through otelrs-core's [`SdkBuilder`] (so every
-//! `OTEL_*` variable works and each service exports under its own `service.name`), plus an
-//! in-process copy of every finished span so the demo can draw its waterfalls.
+//! `OTEL_*` variable works and each service exports under its own `service.name`), each with the
+//! `tracing` bridge ([`TracingBridge`]), plus an in-process copy of every finished span so the
+//! demo can draw its waterfalls.
 //!
-//! The SDK's tracer provider cannot take extra processors once built, so each service's provider
-//! is wrapped in a [`CapturingTracerProvider`]: spans are created by the SDK (ids, sampling and
-//! export are the SDK's) and every change made through the span API is mirrored into a
-//! [`FinishedSpan`] delivered to a shared [`SpanSink`] when the span ends. Metrics are read back
-//! from each service's Prometheus registry (see [`super::metrics`]).
+//! Each service's SDK gets a span processor of the demo's that turns every span it ends into a
+//! [`FinishedSpan`] in a shared [`SpanSink`]: the adapters' spans and the `tracing` spans
+//! (`#[instrument]`) the bridge exports on the same tracer provider. Metrics are read back from
+//! each service's Prometheus registry (see [`super::metrics`]).
+//!
+//! **`tracing`, one subscriber per service.** A service on its own would install the bridge as
+//! the global subscriber (`SdkBuilder::with_tracing_bridge(..).install()`). Here four services
+//! share one process (and the demo's test starts several shops in one process), so each service
+//! gets the bridge's subscriber as a [`tracing::Dispatch`] of its own
+//! ([`ServiceTelemetry::tracing_dispatch`]) and runs its request handling under it
+//! (`orders` does: [`super::orders`]); its `tracing` spans are exported under its own
+//! `service.name`.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use opentelemetry::trace::{
-    Link, Span as _, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceId, TracerProvider,
-};
-use opentelemetry::{Context, InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use otelrs_core::sdk::{Exporter, PrometheusHandle, SdkBuilder, SdkError, TelemetryGuard};
+use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceId};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+use otelrs_core::sdk::{Exporter, PrometheusHandle, SdkBuilder, SdkError, TelemetryGuard, TracingBridge};
 use otelrs_core::Instrumentation;
 
 /// A finished span as the demo renders and the test asserts it.
@@ -137,75 +144,28 @@ impl SpanSink {
     }
 }
 
-/// A tracer provider whose spans are the SDK's, mirrored into a [`SpanSink`] when they end.
-#[derive(Clone, Debug)]
-pub struct CapturingTracerProvider {
-    inner: SdkTracerProvider,
-    service: &'static str,
-    sink: SpanSink,
-}
-
-impl TracerProvider for CapturingTracerProvider {
-    type Tracer = CapturingTracer;
-
-    fn tracer_with_scope(&self, scope: InstrumentationScope) -> CapturingTracer {
-        CapturingTracer {
-            scope: Cow::Owned(scope.name().to_owned()),
-            inner: self.inner.tracer_with_scope(scope),
-            service: self.service,
-            sink: self.sink.clone(),
+impl FinishedSpan {
+    /// A span the SDK of `service` finished (attributes: the last value per key).
+    pub fn from_span_data(service: &'static str, span: SpanData) -> Self {
+        let mut attributes = Vec::with_capacity(span.attributes.len());
+        for kv in span.attributes {
+            set_attr(&mut attributes, kv);
         }
-    }
-}
-
-/// The tracer of a [`CapturingTracerProvider`].
-#[derive(Clone, Debug)]
-pub struct CapturingTracer {
-    inner: opentelemetry_sdk::trace::SdkTracer,
-    scope: Cow<'static, str>,
-    service: &'static str,
-    sink: SpanSink,
-}
-
-impl opentelemetry::trace::Tracer for CapturingTracer {
-    type Span = CapturingSpan;
-
-    fn build_with_context(&self, mut builder: SpanBuilder, parent_cx: &Context) -> CapturingSpan {
-        let start = *builder.start_time.get_or_insert_with(SystemTime::now);
-        let parent = parent_cx.span().span_context().clone();
-        let mirror = FinishedSpan {
-            service: self.service,
-            scope: self.scope.clone(),
-            context: SpanContext::empty_context(),
-            parent_span_id: parent.is_valid().then(|| parent.span_id()),
-            parent_is_remote: parent.is_valid() && parent.is_remote(),
-            kind: builder.span_kind.clone().unwrap_or(SpanKind::Internal),
-            name: builder.name.clone(),
-            start,
-            end: start,
-            status: Status::Unset,
-            attributes: Vec::new(),
-            links: builder
-                .links
-                .iter()
-                .flatten()
-                .map(|l: &Link| l.span_context.clone())
-                .collect(),
-            events: Vec::new(),
-        };
-        let mut mirror = mirror;
-        for kv in builder.attributes.iter().flatten() {
-            set_attr(&mut mirror.attributes, kv.clone());
-        }
-        let span = self.inner.build_with_context(builder, parent_cx);
-        let mirror = span.is_recording().then(|| {
-            mirror.context = span.span_context().clone();
-            mirror
-        });
-        CapturingSpan {
-            inner: span,
-            mirror,
-            sink: self.sink.clone(),
+        let has_parent = span.parent_span_id != SpanId::INVALID;
+        Self {
+            service,
+            scope: Cow::Owned(span.instrumentation_scope.name().to_owned()),
+            context: span.span_context,
+            parent_span_id: has_parent.then_some(span.parent_span_id),
+            parent_is_remote: has_parent && span.parent_span_is_remote,
+            kind: span.span_kind,
+            name: span.name,
+            start: span.start_time,
+            end: span.end_time,
+            status: span.status,
+            attributes,
+            links: span.links.iter().map(|l| l.span_context.clone()).collect(),
+            events: span.events.iter().map(|e| e.name.clone()).collect(),
         }
     }
 }
@@ -217,89 +177,27 @@ fn set_attr(attrs: &mut Vec<KeyValue>, kv: KeyValue) {
     }
 }
 
-/// A span of a [`CapturingTracer`].
+/// A span processor of one service's SDK that copies every span it ends into the [`SpanSink`]:
+/// the spans the adapters make and the `tracing` spans the bridge exports on the same provider.
 #[derive(Debug)]
-pub struct CapturingSpan {
-    inner: opentelemetry_sdk::trace::Span,
-    mirror: Option<FinishedSpan>,
+struct SinkProcessor {
+    service: &'static str,
     sink: SpanSink,
 }
 
-impl CapturingSpan {
-    fn finish(&mut self, end: SystemTime) {
-        if let Some(mut mirror) = self.mirror.take() {
-            mirror.end = end;
-            self.sink.push(mirror);
-        }
-    }
-}
+impl SpanProcessor for SinkProcessor {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {}
 
-impl Drop for CapturingSpan {
-    fn drop(&mut self) {
-        // The SDK ends a dropped span too; keep the copy in step.
-        self.finish(SystemTime::now());
-    }
-}
-
-impl opentelemetry::trace::Span for CapturingSpan {
-    fn add_event_with_timestamp<T>(&mut self, name: T, timestamp: SystemTime, attributes: Vec<KeyValue>)
-    where
-        T: Into<Cow<'static, str>>,
-    {
-        let name = name.into();
-        if let Some(m) = &mut self.mirror {
-            m.events.push(name.clone());
-        }
-        self.inner.add_event_with_timestamp(name, timestamp, attributes);
+    fn on_end(&self, span: SpanData) {
+        self.sink.push(FinishedSpan::from_span_data(self.service, span));
     }
 
-    fn span_context(&self) -> &SpanContext {
-        self.inner.span_context()
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
     }
 
-    fn is_recording(&self) -> bool {
-        self.inner.is_recording()
-    }
-
-    fn set_attribute(&mut self, attribute: KeyValue) {
-        if let Some(m) = &mut self.mirror {
-            set_attr(&mut m.attributes, attribute.clone());
-        }
-        self.inner.set_attribute(attribute);
-    }
-
-    fn set_status(&mut self, status: Status) {
-        if let Some(m) = &mut self.mirror {
-            // The SDK's rule: `Ok` is final, `Unset` never overrides.
-            match (&m.status, &status) {
-                (Status::Ok, _) | (_, Status::Unset) => {}
-                _ => m.status = status.clone(),
-            }
-        }
-        self.inner.set_status(status);
-    }
-
-    fn update_name<T>(&mut self, new_name: T)
-    where
-        T: Into<Cow<'static, str>>,
-    {
-        let name = new_name.into();
-        if let Some(m) = &mut self.mirror {
-            m.name = name.clone();
-        }
-        self.inner.update_name(name);
-    }
-
-    fn add_link(&mut self, span_context: SpanContext, attributes: Vec<KeyValue>) {
-        if let Some(m) = &mut self.mirror {
-            m.links.push(span_context.clone());
-        }
-        self.inner.add_link(span_context, attributes);
-    }
-
-    fn end_with_timestamp(&mut self, timestamp: SystemTime) {
-        self.inner.end_with_timestamp(timestamp);
-        self.finish(timestamp);
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
     }
 }
 
@@ -310,12 +208,21 @@ pub struct ServiceTelemetry {
     pub name: &'static str,
     guard: TelemetryGuard,
     instrumentation: Instrumentation,
+    tracing: tracing::Dispatch,
 }
 
 impl ServiceTelemetry {
     /// The instrumentation every adapter of this service takes.
     pub fn instrumentation(&self) -> Instrumentation {
         self.instrumentation.clone()
+    }
+
+    /// The service's `tracing` subscriber: the bridge ([`TracingBridge`], no console output)
+    /// on this service's providers, filtered by `RUST_LOG` (default `info`, library internals
+    /// kept out). Run the service's code under it (`WithSubscriber::with_subscriber`) and its
+    /// `#[instrument]` spans are exported and drawn with its other spans.
+    pub fn tracing_dispatch(&self) -> tracing::Dispatch {
+        self.tracing.clone()
     }
 
     /// The service's Prometheus registry (absent only when the SDK is disabled).
@@ -355,7 +262,13 @@ impl ShopTelemetry {
             || is_set("OTEL_EXPORTER_OTLP_ENDPOINT")
             || is_set("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
         for &name in services {
-            let mut builder = SdkBuilder::from_env()?.with_service_name(name);
+            // Spans are recorded even when nothing exports them: the demo draws them.
+            let mut builder = SdkBuilder::from_env()?
+                .with_service_name(name)
+                .with_span_processor(SinkProcessor {
+                    service: name,
+                    sink: sink.clone(),
+                });
             if !traces_configured {
                 builder = builder.with_traces_exporters([]);
             }
@@ -390,27 +303,14 @@ impl ShopTelemetry {
                     }
                 }
             }
-            let sampler_config = builder.config().sampler;
             let guard = builder.build()?;
-            let instrumentation = if guard.is_disabled() {
-                guard.instrumentation()
-            } else {
-                // Spans are recorded even when nothing exports them: the demo draws them.
-                let provider = guard.tracer_provider().cloned().unwrap_or_else(|| {
-                    SdkTracerProvider::builder()
-                        .with_sampler(sampler_config.to_sampler())
-                        .build()
-                });
-                guard.instrumentation().with_tracer_provider(CapturingTracerProvider {
-                    inner: provider,
-                    service: name,
-                    sink: sink.clone(),
-                })
-            };
+            let instrumentation = guard.instrumentation();
+            let tracing = tracing::Dispatch::new(TracingBridge::new().with_fmt(false).subscriber(&guard)?);
             out.push(ServiceTelemetry {
                 name,
                 guard,
                 instrumentation,
+                tracing,
             });
         }
         Ok(Self {
