@@ -175,6 +175,7 @@ mod parameters;
 mod pool;
 mod query_info;
 pub mod sanitize;
+pub mod sqlcommenter;
 mod telemetry;
 
 pub use database::{InstrumentedDatabase, ServerInfo};
@@ -182,3 +183,4 @@ pub use options::{QueryTextMode, SqlOptions, DEFAULT_CACHE_CAPACITY};
 pub use parameters::Parameters;
 pub use pool::{InstrumentedConnection, InstrumentedPool, InstrumentedTransaction};
 pub use query_info::{QueryInfo, QueryInfoExt, WithQueryInfo};
+pub use sqlcommenter::SqlCommenter;

@@ -43,6 +43,7 @@ pub struct SqlOptions {
     pub(crate) cache_capacity: usize,
     pub(crate) capture_parameters: bool,
     pub(crate) require_parent_span: bool,
+    pub(crate) sqlcommenter: crate::SqlCommenter,
 }
 
 /// Default number of statements whose analysis is cached per pool.
@@ -61,6 +62,7 @@ impl Default for SqlOptions {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             capture_parameters: false,
             require_parent_span: false,
+            sqlcommenter: crate::SqlCommenter::Off,
         }
     }
 }
@@ -109,6 +111,15 @@ impl SqlOptions {
     /// `db.client.operation.duration` is still recorded, and nothing is propagated for it.
     pub fn with_require_parent_span(mut self, require: bool) -> Self {
         self.require_parent_span = require;
+        self
+    }
+
+    /// Appends the statement's trace context as a [sqlcommenter](crate::sqlcommenter) comment
+    /// (off by default). Commented statements are unique and sent not persistent, so they skip
+    /// the prepared-statement cache: use [`SqlCommenter::Marked`](crate::SqlCommenter::Marked)
+    /// to comment only the statements you mark.
+    pub fn with_sqlcommenter(mut self, mode: crate::SqlCommenter) -> Self {
+        self.sqlcommenter = mode;
         self
     }
 

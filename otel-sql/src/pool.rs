@@ -10,10 +10,13 @@ use std::time::Instant;
 use futures_core::future::BoxFuture;
 use futures_core::stream::BoxStream;
 use futures_util::TryStreamExt;
+use opentelemetry::Context;
 use otelrs_core::conv::pool::{PoolMetrics, PoolStatus};
 use sqlx::error::BoxDynError;
 use sqlx::pool::PoolConnection;
-use sqlx::{Database, Either, Execute, Executor, Pool, SqlStr, Transaction};
+use sqlx::{AssertSqlSafe, Database, Either, Execute, Executor, Pool, SqlSafeStr, SqlStr, Transaction};
+
+use crate::SqlCommenter;
 
 use crate::async_stream::TryAsyncStream;
 use crate::database::InstrumentedDatabase;
@@ -190,11 +193,13 @@ struct Reassembled<'q, DB: Database> {
     statement: Option<DB::Statement>,
     arguments: Option<Result<Option<DB::Arguments>, BoxDynError>>,
     persistent: bool,
+    /// Read when the driver asks for the text, under the operation's context.
+    commenter: SqlCommenter,
     _query: PhantomData<&'q ()>,
 }
 
 impl<'q, DB: Database> Reassembled<'q, DB> {
-    fn new<E: Execute<'q, DB>>(mut query: E) -> Self {
+    fn new<E: Execute<'q, DB>>(mut query: E, commenter: SqlCommenter) -> Self {
         let statement = query.statement().cloned();
         let persistent = query.persistent();
         let arguments = query.take_arguments();
@@ -204,6 +209,7 @@ impl<'q, DB: Database> Reassembled<'q, DB> {
             statement,
             arguments: Some(arguments),
             persistent,
+            commenter,
             _query: PhantomData,
         }
     }
@@ -211,6 +217,13 @@ impl<'q, DB: Database> Reassembled<'q, DB> {
 
 impl<'q, DB: Database> Execute<'q, DB> for Reassembled<'q, DB> {
     fn sql(self) -> SqlStr {
+        // Drivers read the text while the operation's future is polled, with its span current.
+        let cx = Context::current();
+        if self.commenter.applies(&cx) {
+            if let Some(text) = crate::sqlcommenter::commented(self.sql.as_str(), &cx) {
+                return AssertSqlSafe(text).into_sql_str();
+            }
+        }
         self.sql
     }
 
@@ -223,7 +236,8 @@ impl<'q, DB: Database> Execute<'q, DB> for Reassembled<'q, DB> {
     }
 
     fn persistent(&self) -> bool {
-        self.persistent
+        // A commented text is unique: caching its prepared statement would only churn the cache.
+        self.persistent && !self.commenter.applies(&Context::current())
     }
 }
 
@@ -232,7 +246,7 @@ fn query_op<'q, DB: Database, E: Execute<'q, DB>>(
     query: E,
     stream: bool,
 ) -> (Reassembled<'q, DB>, Op) {
-    let (q, parameters) = crate::parameters::with_handed_over(|| Reassembled::new(query));
+    let (q, parameters) = crate::parameters::with_handed_over(|| Reassembled::new(query, shared.sqlcommenter));
     let meta = shared.query_meta(q.sql.as_str());
     let op = Op::new(Arc::clone(shared), OpKind::Query(meta), stream).with_parameters(parameters);
     (q, op)
@@ -495,7 +509,16 @@ macro_rules! connection_executor {
                 let shared = $shared(&*self);
                 let (q, op) = query_op(&shared, query, false);
                 let conn: &'c mut DB::Connection = DerefMut::deref_mut(self);
-                Box::pin(OpFuture::new(op, conn.execute(q), count::zero))
+                if shared.sqlcommenter == SqlCommenter::Off {
+                    Box::pin(OpFuture::new(op, conn.execute(q), count::zero))
+                } else {
+                    // Deferred to the first poll: the driver reads the text under the span.
+                    Box::pin(OpFuture::new(
+                        op,
+                        async move { conn.execute(q).await },
+                        count::zero,
+                    ))
+                }
             }
 
             fn fetch_all<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Vec<Row<DB>>, sqlx::Error>>
@@ -506,7 +529,16 @@ macro_rules! connection_executor {
                 let shared = $shared(&*self);
                 let (q, op) = query_op(&shared, query, false);
                 let conn: &'c mut DB::Connection = DerefMut::deref_mut(self);
-                Box::pin(OpFuture::new(op, conn.fetch_all(q), count::vec))
+                if shared.sqlcommenter == SqlCommenter::Off {
+                    Box::pin(OpFuture::new(op, conn.fetch_all(q), count::vec))
+                } else {
+                    // Deferred to the first poll: the driver reads the text under the span.
+                    Box::pin(OpFuture::new(
+                        op,
+                        async move { conn.fetch_all(q).await },
+                        count::vec,
+                    ))
+                }
             }
 
             fn fetch_many<'e, 'q: 'e, E>(
@@ -520,7 +552,19 @@ macro_rules! connection_executor {
                 let shared = $shared(&*self);
                 let (q, op) = query_op(&shared, query, true);
                 let conn: &'c mut DB::Connection = DerefMut::deref_mut(self);
-                Box::pin(OpStream::new(op, conn.fetch_many(q), count::either_row))
+                if shared.sqlcommenter == SqlCommenter::Off {
+                    Box::pin(OpStream::new(op, conn.fetch_many(q), count::either_row))
+                } else {
+                    // Deferred to the first poll: the driver reads the text under the span.
+                    let inner = TryAsyncStream::new(move |yielder| async move {
+                        let mut rows = conn.fetch_many(q);
+                        while let Some(v) = rows.try_next().await? {
+                            yielder.yield_value(v).await;
+                        }
+                        Ok(())
+                    });
+                    Box::pin(OpStream::new(op, inner, count::either_row))
+                }
             }
 
             fn fetch_optional<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, Result<Option<Row<DB>>, sqlx::Error>>
@@ -531,7 +575,16 @@ macro_rules! connection_executor {
                 let shared = $shared(&*self);
                 let (q, op) = query_op(&shared, query, false);
                 let conn: &'c mut DB::Connection = DerefMut::deref_mut(self);
-                Box::pin(OpFuture::new(op, conn.fetch_optional(q), count::option))
+                if shared.sqlcommenter == SqlCommenter::Off {
+                    Box::pin(OpFuture::new(op, conn.fetch_optional(q), count::option))
+                } else {
+                    // Deferred to the first poll: the driver reads the text under the span.
+                    Box::pin(OpFuture::new(
+                        op,
+                        async move { conn.fetch_optional(q).await },
+                        count::option,
+                    ))
+                }
             }
 
             fn prepare_with<'e>(

@@ -24,6 +24,7 @@ pub struct QueryInfo {
     pub(crate) collection: Option<Cow<'static, str>>,
     /// Bind parameter renderings, in bind order.
     pub(crate) parameters: Vec<String>,
+    pub(crate) sql_comment: bool,
 }
 
 impl QueryInfo {
@@ -65,6 +66,13 @@ impl QueryInfo {
     /// [`Parameters`](crate::Parameters).
     pub fn parameter(mut self, value: impl std::fmt::Display) -> Self {
         self.parameters.push(value.to_string());
+        self
+    }
+
+    /// Marks the statements run under this info for a sqlcommenter comment (with
+    /// [`SqlCommenter::Marked`](crate::SqlCommenter::Marked); see [`crate::sqlcommenter`]).
+    pub fn sql_comment(mut self, comment: bool) -> Self {
+        self.sql_comment = comment;
         self
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use futures_core::Stream;
 use opentelemetry::metrics::{Histogram, Meter};
-use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt, Tracer as _};
+use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as attr;
 use opentelemetry_semantic_conventions::metric;
@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     sanitize: SanitizeOptions,
     returned_rows: bool,
     require_parent_span: bool,
+    /// Which statements carry a sqlcommenter comment.
+    pub(crate) sqlcommenter: crate::SqlCommenter,
     /// Record `db.query.parameter.<key>` (opt-in).
     pub(crate) capture_parameters: bool,
     cache: Cache<QueryMeta>,
@@ -169,6 +171,7 @@ impl Shared {
                 .with_max_len(options.max_text_len),
             returned_rows: options.returned_rows,
             require_parent_span: options.require_parent_span,
+            sqlcommenter: options.sqlcommenter,
             capture_parameters: options.capture_parameters,
             cache: Cache::new(options.cache_capacity),
             duration: Arc::new(BoundInstruments::new(
@@ -316,11 +319,18 @@ impl Op {
     /// Captures the parent context and the clocks, once.
     fn issue(&mut self) {
         if self.issued.is_none() && self.active.is_none() && !self.done {
+            let parent = Context::current();
+            // A statement that gets a sqlcommenter comment needs its span (the comment's span
+            // id) before the driver reads its text: built now instead of overlapping the I/O.
+            let comment = matches!(self.kind, OpKind::Query(_)) && self.shared.sqlcommenter.applies(&parent);
             self.issued = Some(Issued {
-                parent: Context::current(),
+                parent,
                 start: Instant::now(),
                 start_time: SystemTime::now(),
             });
+            if comment {
+                self.start();
+            }
         }
     }
 
