@@ -8,7 +8,7 @@
 //! | [`worker_pool`] | [`Traced`] jobs over an `mpsc` channel to long-lived workers | each job's span a child of the request that submitted it, even when it starts after the request ended |
 //! | [`pipeline`] | [`Traced`] items through three stage tasks over channels | per item, a chain: source → parse → enrich → store |
 //! | [`fan_out_fan_in`] | a `JoinSet` spawned with the current context | N shard spans children of the request; a merge span, also its child, links each shard |
-//! | [`timeout`] | `tokio::time::timeout` around work [`InSpanExt::in_span`] | the caller's span ends with `error.type` = `timeout`, the abandoned work's span with `cancelled` |
+//! | [`timeout`] | `tokio::time::timeout` around work [`InSpanExt::in_span`](otelrs_core::task::InSpanExt::in_span) | the caller's span ends with `error.type` = `timeout`, the abandoned work's span with `cancelled` |
 //! | [`cancellation`] | hedged requests in a `JoinSet`; the slower one aborted | the loser's span ends with `error.type` = `cancelled` |
 
 use std::sync::{Arc, Mutex};
@@ -70,24 +70,7 @@ impl SpanProcessor for SpanCapture {
 
 /// The spans in the shape the shop's waterfall renderer draws.
 pub fn finished(spans: &[SpanData]) -> Vec<FinishedSpan> {
-    spans
-        .iter()
-        .map(|s| FinishedSpan {
-            service: "app",
-            scope: s.instrumentation_scope.name().to_owned().into(),
-            context: s.span_context.clone(),
-            parent_span_id: (s.parent_span_id != opentelemetry::trace::SpanId::INVALID).then_some(s.parent_span_id),
-            parent_is_remote: s.parent_span_is_remote,
-            kind: s.span_kind.clone(),
-            name: s.name.clone(),
-            start: s.start_time,
-            end: s.end_time,
-            status: s.status.clone(),
-            attributes: s.attributes.clone(),
-            links: s.links.iter().map(|l| l.span_context.clone()).collect(),
-            events: s.events.iter().map(|e| e.name.clone()).collect(),
-        })
-        .collect()
+    spans.iter().map(|s| FinishedSpan::from_span_data("app", s.clone())).collect()
 }
 
 /// A root span standing for an incoming request.
