@@ -12,7 +12,7 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use actix_web::body::{BodySize, MessageBody};
-use actix_web::{web, App, HttpMessage as _, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpMessage as _, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use http::StatusCode;
 use opentelemetry::trace::Status;
@@ -20,36 +20,13 @@ use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
 use otelrs_http::attributes::KnownMethods;
 use otelrs_http::{HttpServerLayer, HttpServerMiddleware, RouteHandle};
 
-use common::{client, get as get_req, send, TIMEOUT};
+use common::{client, get as get_req, send, serve_actix, TIMEOUT};
 use conformance::server::{self, Handler};
 
 fn middleware(t: &TestTelemetry) -> HttpServerMiddleware {
     HttpServerMiddleware::new()
         .with_instrumentation(t.instrumentation())
         .with_known_methods(KnownMethods::defaults())
-}
-
-/// Runs an actix-web server (one worker, its own actix system on a thread) with `mw` wrapping an
-/// app configured by `cfg`; returns the bound loopback address.
-fn serve_actix<C>(mw: HttpServerMiddleware, cfg: C) -> SocketAddr
-where
-    C: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
-{
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            HttpServer::new(move || App::new().wrap(mw.clone()).configure(cfg.clone()))
-                .workers(1)
-                .disable_signals()
-                .listen(listener)
-                .expect("listen")
-                .run()
-                .await
-                .expect("actix server");
-        });
-    });
-    addr
 }
 
 fn active_requests(t: &TestTelemetry) -> Option<i64> {

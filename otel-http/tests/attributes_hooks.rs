@@ -15,7 +15,7 @@ use otelrs_core::testing::{kv, SpanDataExt, TestTelemetry};
 use otelrs_core::{AttributesFn, MAX_HOOK_ATTRIBUTES, MAX_HOOK_VALUE_LEN};
 use otelrs_http::{HttpServerLayer, HttpServerMiddleware};
 
-use common::{client, get as get_req, send, serve_axum, TIMEOUT};
+use common::{client, get as get_req, send, serve_actix, serve_axum, TIMEOUT};
 
 const DURATION: &str = "http.server.request.duration";
 
@@ -179,34 +179,20 @@ async fn a_flooding_hook_is_bounded_on_the_span_and_on_the_metric() {
     );
 }
 
-fn serve_actix(mw: HttpServerMiddleware) -> SocketAddr {
-    use actix_web::{web, App, HttpResponse, HttpServer};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            HttpServer::new(move || {
-                App::new().wrap(mw.clone()).route(
-                    "/users/{id}",
-                    web::get().to(|| async { HttpResponse::Ok().insert_header(("x-cache", "hit")).body("user") }),
-                )
-            })
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .expect("listen")
-            .run()
-            .await
-            .expect("actix server");
-        });
-    });
-    addr
+fn serve_actix_users(mw: HttpServerMiddleware) -> SocketAddr {
+    use actix_web::{web, HttpResponse};
+    serve_actix(mw, |cfg| {
+        cfg.route(
+            "/users/{id}",
+            web::get().to(|| async { HttpResponse::Ok().insert_header(("x-cache", "hit")).body("user") }),
+        );
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_span_and_metric_hooks_are_applied_separately() {
     let t = TestTelemetry::new();
-    let addr = serve_actix(
+    let addr = serve_actix_users(
         HttpServerMiddleware::new()
             .with_instrumentation(t.instrumentation())
             .with_span_attributes(tenant_hook())

@@ -11,7 +11,7 @@ use opentelemetry_sdk::trace::{Sampler, SpanData};
 use otelrs_core::testing::TestTelemetry;
 use otelrs_http::{filter, HttpServerLayer, HttpServerMiddleware, TraceResponseHeader};
 
-use common::{client, get as get_req, send, serve_axum, TIMEOUT};
+use common::{client, get as get_req, send, serve_actix, serve_axum, TIMEOUT};
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const PARENT_ID: &str = "b7ad6b7169203331";
@@ -143,34 +143,20 @@ async fn layer_without_the_option_sends_no_header() {
     assert_eq!(t.wait_for_spans(1, TIMEOUT).len(), 1);
 }
 
-fn serve_actix(mw: HttpServerMiddleware) -> SocketAddr {
-    use actix_web::{web, App, HttpResponse, HttpServer};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    let addr = listener.local_addr().expect("local addr");
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            HttpServer::new(move || {
-                App::new().wrap(mw.clone()).route(
-                    "/users/{id}",
-                    web::get().to(|| async { HttpResponse::Ok().body("user") }),
-                )
-            })
-            .workers(1)
-            .disable_signals()
-            .listen(listener)
-            .expect("listen")
-            .run()
-            .await
-            .expect("actix server");
-        });
-    });
-    addr
+fn serve_actix_users(mw: HttpServerMiddleware) -> SocketAddr {
+    use actix_web::{web, HttpResponse};
+    serve_actix(mw, |cfg| {
+        cfg.route(
+            "/users/{id}",
+            web::get().to(|| async { HttpResponse::Ok().body("user") }),
+        );
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_traceresponse_names_the_server_span() {
     let t = parent_based();
-    let addr = serve_actix(
+    let addr = serve_actix_users(
         HttpServerMiddleware::new()
             .with_instrumentation(t.instrumentation())
             .with_trace_response_header(TraceResponseHeader::TraceResponse),

@@ -129,3 +129,28 @@ where
     });
     Ok(addr)
 }
+
+/// Runs an actix-web server (one worker, its own actix system on a thread) with `mw` wrapping an
+/// app configured by `cfg`; returns the bound loopback address.
+#[cfg(feature = "actix-web")]
+pub fn serve_actix<C>(mw: otelrs_http::HttpServerMiddleware, cfg: C) -> SocketAddr
+where
+    C: Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+{
+    use actix_web::{App, HttpServer};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            HttpServer::new(move || App::new().wrap(mw.clone()).configure(cfg.clone()))
+                .workers(1)
+                .disable_signals()
+                .listen(listener)
+                .expect("listen")
+                .run()
+                .await
+                .expect("actix server");
+        });
+    });
+    addr
+}
