@@ -399,13 +399,26 @@ struct Reading {
     dollar: bool,
 }
 
-/// The end of the word starting at `at` (word bytes and `$`).
-fn word_end(bytes: &[u8], at: usize) -> usize {
-    let mut i = at;
-    while bytes.get(i).is_some_and(|&c| is_word_byte(c) || c == b'$') {
+/// Bytes that continue a word: ASCII letters, digits, `_`, `$` and every non-ASCII byte (a
+/// table: the word scan is the lexer's hottest loop).
+const WORD_TAIL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        table[i] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
         i += 1;
     }
-    i
+    table
+};
+
+/// The end of the word starting at `at` (word bytes and `$`).
+fn word_end(bytes: &[u8], at: usize) -> usize {
+    let rest = bytes.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|&c| !WORD_TAIL[usize::from(c)])
+        .unwrap_or(rest.len())
 }
 
 /// The end of a line comment starting at `at`: the line break (not consumed) or the end.
