@@ -1,14 +1,21 @@
 //! What differs between the supported databases: dialect, `db.system.name`, where the server
 //! address and namespace come from, and how an error maps to `db.response.status_code`.
+//!
+//! [`ServerInfo`] is shared by every adapter; the rest is sqlx's (feature `sqlx`).
 
+#[cfg(feature = "sqlx")]
 use std::borrow::Cow;
 
+#[cfg(feature = "sqlx")]
 use futures_core::future::BoxFuture;
+#[cfg(feature = "sqlx")]
 use sqlx::{Connection, Database};
 
 use otelrs_core::conv::ServerAddress;
+#[cfg(any(feature = "sqlx", feature = "diesel"))]
 use otelrs_core::hotpath::intern::static_str;
 
+#[cfg(feature = "sqlx")]
 use crate::sanitize::Dialect;
 
 /// Where a pool connects to, read from its connect options.
@@ -22,16 +29,19 @@ pub struct ServerInfo {
 }
 
 /// The address of a connection as an interned attribute string (spans clone it for free).
-fn server(address: &str, port: Option<u16>) -> Option<ServerAddress> {
+#[cfg(any(feature = "sqlx", feature = "diesel"))]
+pub(crate) fn server(address: &str, port: Option<u16>) -> Option<ServerAddress> {
     (!address.is_empty()).then(|| ServerAddress::from_value(static_str(address), port))
 }
 
+#[cfg(feature = "sqlx")]
 mod sealed {
     pub trait Sealed {}
 }
 
 /// A database this crate instruments: PostgreSQL, MySQL/MariaDB and SQLite (each behind its
 /// cargo feature). Sealed.
+#[cfg(feature = "sqlx")]
 pub trait InstrumentedDatabase: Database + sealed::Sealed {
     /// The SQL dialect of the sanitizer.
     const DIALECT: Dialect;
@@ -78,6 +88,7 @@ pub trait InstrumentedDatabase: Database + sealed::Sealed {
 /// | `InvalidArgument` | `invalid_argument` |
 /// | `BeginFailed`, `InvalidSavePointStatement` | `transaction` |
 /// | anything else | `_OTHER` |
+#[cfg(feature = "sqlx")]
 pub fn classify_error<DB: InstrumentedDatabase>(error: &sqlx::Error) -> (Cow<'static, str>, Option<String>) {
     use sqlx::Error as E;
     let static_type = match error {

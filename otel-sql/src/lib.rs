@@ -1,11 +1,18 @@
 //! # otelrs-sql
 //!
 //! OpenTelemetry instrumentation for [sqlx](https://docs.rs/sqlx) 0.9 (PostgreSQL, MySQL/MariaDB,
-//! SQLite), built on `opentelemetry` 0.33 and the family's conventions core `otelrs-core`:
-//! semantic-conventions 1.42 database client spans and metrics, a single-pass SQL sanitizer
-//! and query-summary generator ([`sanitize`]), and connection-pool metrics.
+//! SQLite) and for [Diesel](https://docs.rs/diesel) 2.4 and diesel-async 0.10 (module
+//! `otelrs_sql::diesel`, feature `diesel`), built on `opentelemetry` 0.33 and the family's
+//! conventions core `otelrs-core`: semantic-conventions 1.42 database client spans and
+//! metrics, a single-pass SQL sanitizer and query-summary generator ([`sanitize`]), and
+//! connection-pool metrics. Both adapters share one set of rules (sanitizer, summaries, span
+//! naming, attributes, status and `error.type`, `db.client.operation.duration`).
 //!
-//! Quickstart: [`examples/examples/sqlx.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/sqlx.rs) (`cargo run -p examples --example sqlx`).
+//! Quickstarts: [`examples/examples/sqlx.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/sqlx.rs) (`cargo run -p examples --example sqlx`),
+//! [`examples/examples/diesel.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/diesel.rs) (`cargo run -p examples --example diesel`).
+//!
+//! The rest of this page describes the sqlx adapter; the Diesel adapter's page (`diesel`
+//! module) describes what differs.
 //!
 //! Wrap an existing pool in an [`InstrumentedPool`]; `&InstrumentedPool` is an
 //! [`sqlx::Executor`], so `query`, `query_as`, `query_scalar`, the `query!` macros and
@@ -120,13 +127,17 @@
 //!
 //! | Feature | Default | Enables |
 //! | --- | --- | --- |
-//! | `postgres` | no | PostgreSQL through `sqlx/postgres` |
-//! | `mysql` | no | MySQL and MariaDB through `sqlx/mysql` |
-//! | `sqlite` | no | SQLite through `sqlx/sqlite` (bundled libsqlite3) |
+//! | `sqlx` | yes | the sqlx adapter (`InstrumentedPool`, `Parameters`, ...) |
+//! | `postgres` | no | PostgreSQL through `sqlx/postgres` (implies `sqlx`) |
+//! | `mysql` | no | MySQL and MariaDB through `sqlx/mysql` (implies `sqlx`) |
+//! | `sqlite` | no | SQLite through `sqlx/sqlite` (bundled libsqlite3; implies `sqlx`) |
+//! | `diesel` | no | the Diesel adapter, `otelrs_sql::diesel` (Diesel 2.4 with `std` only: no backend, no C library) |
+//! | `diesel-async` | no | pool metrics for diesel-async 0.10's deadpool and bb8 pools (implies `diesel`) |
 //!
 //! sqlx is used with `runtime-tokio` and `macros` (sqlx's default, which adds
 //! `Executor::describe`); no TLS feature is turned on here — enable one on your own `sqlx`
-//! dependency if you need it.
+//! dependency if you need it. A Diesel-only build turns the default off
+//! (`default-features = false, features = ["diesel"]`) and compiles nothing of sqlx.
 //!
 //! ## Bind parameter capture
 //!
@@ -167,20 +178,29 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+#[cfg(feature = "sqlx")]
 mod async_stream;
 mod cache;
 pub mod database;
+#[cfg(feature = "diesel")]
+#[cfg_attr(docsrs, doc(cfg(feature = "diesel")))]
+pub mod diesel;
 mod options;
 mod parameters;
+#[cfg(feature = "sqlx")]
 mod pool;
 mod query_info;
 pub mod sanitize;
 pub mod sqlcommenter;
 mod telemetry;
 
-pub use database::{InstrumentedDatabase, ServerInfo};
+#[cfg(feature = "sqlx")]
+pub use database::InstrumentedDatabase;
+pub use database::ServerInfo;
 pub use options::{QueryTextMode, SqlOptions, DEFAULT_CACHE_CAPACITY};
+#[cfg(feature = "sqlx")]
 pub use parameters::Parameters;
+#[cfg(feature = "sqlx")]
 pub use pool::{InstrumentedConnection, InstrumentedPool, InstrumentedTransaction};
 pub use query_info::{QueryInfo, QueryInfoExt, WithQueryInfo};
 pub use sqlcommenter::SqlCommenter;

@@ -12,11 +12,17 @@
 //! - [`QueryInfo::parameter`](crate::QueryInfo::parameter), for `.bind()` chains and the
 //!   `query!` macros.
 
+#[cfg(feature = "sqlx")]
 use std::cell::Cell;
+#[cfg(feature = "sqlx")]
 use std::fmt;
 
-use opentelemetry::{Key, StringValue};
+use opentelemetry::Key;
+#[cfg(feature = "sqlx")]
+use opentelemetry::StringValue;
+#[cfg(feature = "sqlx")]
 use sqlx::error::BoxDynError;
+#[cfg(feature = "sqlx")]
 use sqlx::{Arguments, Database, Encode, IntoArguments, Type};
 
 /// Bind arguments that remember a text rendering of every value, for
@@ -45,11 +51,13 @@ use sqlx::{Arguments, Database, Encode, IntoArguments, Type};
 /// options enable parameter capture, only on spans that are recorded, and cut at the pool's
 /// maximum query-text length; with capture off the renderings are dropped unread. The
 /// arguments reach the database exactly as sqlx's own would.
+#[cfg(feature = "sqlx")]
 pub struct Parameters<DB: Database> {
     arguments: DB::Arguments,
     values: Vec<StringValue>,
 }
 
+#[cfg(feature = "sqlx")]
 impl<DB: Database> Parameters<DB> {
     /// No arguments yet.
     pub fn new() -> Self {
@@ -93,12 +101,14 @@ impl<DB: Database> Parameters<DB> {
     }
 }
 
+#[cfg(feature = "sqlx")]
 impl<DB: Database> Default for Parameters<DB> {
     fn default() -> Self {
         Self::new()
     }
 }
 
+#[cfg(feature = "sqlx")]
 impl<DB: Database> fmt::Debug for Parameters<DB> {
     // The values are what capture is opt-in for: never printed.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,6 +118,7 @@ impl<DB: Database> fmt::Debug for Parameters<DB> {
     }
 }
 
+#[cfg(feature = "sqlx")]
 thread_local! {
     /// Renderings handed over by [`Parameters::into_arguments`]. sqlx converts the arguments
     /// inside `Execute::take_arguments`, which an instrumented executor calls synchronously
@@ -116,6 +127,7 @@ thread_local! {
     static HANDED_OVER: Cell<Option<Vec<StringValue>>> = const { Cell::new(None) };
 }
 
+#[cfg(feature = "sqlx")]
 impl<DB: Database> IntoArguments<DB> for Parameters<DB> {
     fn into_arguments(self) -> DB::Arguments {
         HANDED_OVER.with(|slot| slot.set(Some(self.values)));
@@ -125,6 +137,7 @@ impl<DB: Database> IntoArguments<DB> for Parameters<DB> {
 
 /// Runs `take_apart` (which converts a query's arguments) and returns its result with the
 /// renderings a [`Parameters`] handed over during it, if any.
+#[cfg(feature = "sqlx")]
 pub(crate) fn with_handed_over<R>(take_apart: impl FnOnce() -> R) -> (R, Option<Vec<StringValue>>) {
     HANDED_OVER.with(|slot| slot.set(None));
     let result = take_apart();
@@ -175,6 +188,7 @@ mod tests {
         assert_eq!(index_key(40).as_str(), "db.query.parameter.40");
     }
 
+    #[cfg(feature = "sqlx")]
     #[test]
     fn handed_over_values_belong_to_the_call_that_converted_them() {
         // A stale hand-over (arguments converted outside an instrumented executor) is cleared.

@@ -14,6 +14,12 @@
 //! caller's trace id), and `tracestate` when there is one; statements that already contain a
 //! comment (`/*` or `--`) are left untouched, as the specification requires. A statement whose
 //! span has no valid context (no tracer provider) gets no comment.
+//!
+//! Only the sqlx executors can rewrite a statement: Diesel's instrumentation hook sees the
+//! statement but cannot change it, so the option has no effect on the Diesel adapter
+//! (feature `diesel`).
+// Unused in a Diesel-only build (no sqlx executor to comment).
+#![cfg_attr(not(feature = "sqlx"), allow(dead_code))]
 
 use opentelemetry::trace::TraceContextExt as _;
 use opentelemetry::Context;

@@ -1,14 +1,22 @@
-//! Spans and metrics of one operation, shared by the pool, connection and transaction
-//! executors.
+//! Spans and metrics of one operation: the one set of rules behind the sqlx executors (pool,
+//! connection, transaction) and the Diesel instrumentation.
+// Parts only the sqlx executors use (prepare operations, streams, pool times) are unused in a
+// Diesel-only build.
+#![cfg_attr(not(feature = "sqlx"), allow(dead_code))]
 
 use std::borrow::Cow;
+#[cfg(feature = "sqlx")]
 use std::future::Future;
+#[cfg(feature = "sqlx")]
 use std::pin::Pin;
+#[cfg(feature = "sqlx")]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+#[cfg(feature = "sqlx")]
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Instant, SystemTime};
 
+#[cfg(feature = "sqlx")]
 use futures_core::Stream;
 use opentelemetry::metrics::{Histogram, Meter};
 use opentelemetry::trace::{Span as _, SpanBuilder, SpanKind, TraceContextExt};
@@ -21,13 +29,16 @@ use otelrs_core::hotpath::intern::{shared_str, static_str, Interner};
 use otelrs_core::hotpath::{self, BoundInstruments};
 use otelrs_core::instruments::{self, DB_DURATION_BUCKETS};
 use otelrs_core::Instrumentation;
+#[cfg(feature = "sqlx")]
 use pin_project_lite::pin_project;
 
 use crate::cache::Cache;
-use crate::database::{classify_error, InstrumentedDatabase, ServerInfo};
+use crate::database::ServerInfo;
+#[cfg(feature = "sqlx")]
+use crate::database::{classify_error, InstrumentedDatabase};
 use crate::options::{QueryTextMode, SqlOptions};
 use crate::query_info::QueryInfo;
-use crate::sanitize::{self, floor_char_boundary, SanitizeOptions};
+use crate::sanitize::{self, floor_char_boundary, Dialect, SanitizeOptions};
 
 thread_local! {
     /// The duration handle this thread used last: consecutive queries on a thread often repeat
@@ -105,14 +116,22 @@ pub(crate) struct Shared {
     cache: Cache<QueryMeta>,
     /// Bound per low-cardinality attribute combination: no per-record attribute hashing.
     duration: Arc<BoundInstruments<Histogram<f64>, DurationKey, f64>>,
-    /// The `db.client.connection.*` instruments of the pool.
-    pool: PoolMetrics,
+    /// The `db.client.connection.*` instruments of the pool (sqlx pools; Diesel's pools keep
+    /// their own).
+    pool: Option<PoolMetrics>,
     /// Span names (query summaries) interned as `&'static str`, bounded.
     names: Interner<&'static str>,
     /// Tasks waiting in this wrapper's acquire (`db.client.connection.pending_requests`).
+    #[cfg(feature = "sqlx")]
     pub(crate) pending: AtomicI64,
-    error_kind: fn(&sqlx::Error) -> (Cow<'static, str>, Option<String>),
+    /// `error.type` and `db.response.status_code` of a sqlx error (sqlx pools only).
+    #[cfg(feature = "sqlx")]
+    error_kind: Option<ClassifySqlx>,
 }
+
+/// How a sqlx pool classifies its errors (`database::classify_error` for its database).
+#[cfg(feature = "sqlx")]
+type ClassifySqlx = fn(&sqlx::Error) -> (Cow<'static, str>, Option<String>);
 
 pub(crate) fn scope() -> opentelemetry::InstrumentationScope {
     Instrumentation::scope(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
@@ -137,12 +156,29 @@ pub(crate) fn pool_name(options: &SqlOptions, server: &ServerInfo, configured_po
     }
 }
 impl Shared {
+    /// The state of a sqlx pool over `DB`.
+    #[cfg(feature = "sqlx")]
     pub(crate) fn new<DB: InstrumentedDatabase>(
         options: &SqlOptions,
         system: &'static str,
         server: &ServerInfo,
         meter: &Meter,
         pool: PoolMetrics,
+    ) -> Self {
+        let mut shared = Self::build(options, DB::DIALECT, system, server, meter);
+        shared.pool = Some(pool);
+        shared.error_kind = Some(classify_error::<DB>);
+        shared
+    }
+
+    /// The state of one database target: its tracer, fixed attributes, statement cache and
+    /// duration histogram (no pool metrics, no sqlx error classification).
+    pub(crate) fn build(
+        options: &SqlOptions,
+        dialect: Dialect,
+        system: &'static str,
+        server: &ServerInfo,
+        meter: &Meter,
     ) -> Self {
         let tracer = options.instrumentation.tracer(scope());
         let capacity = options.instrumentation.bound_instrument_capacity();
@@ -166,7 +202,7 @@ impl Shared {
             base_attrs,
             fallback_name,
             text_mode: options.query_text,
-            sanitize: SanitizeOptions::new(DB::DIALECT)
+            sanitize: SanitizeOptions::new(dialect)
                 .with_keep_comments(options.keep_comments)
                 .with_max_len(options.max_text_len),
             returned_rows: options.returned_rows,
@@ -183,11 +219,39 @@ impl Shared {
                 ),
                 capacity,
             )),
-            pool,
+            pool: None,
             names: Interner::new(NAME_CAPACITY),
+            #[cfg(feature = "sqlx")]
             pending: AtomicI64::new(0),
-            error_kind: classify_error::<DB>,
+            #[cfg(feature = "sqlx")]
+            error_kind: None,
         }
+    }
+
+    /// Records no `db.response.returned_rows` (an adapter that cannot count rows).
+    pub(crate) fn without_returned_rows(mut self) -> Self {
+        self.returned_rows = false;
+        self
+    }
+
+    /// Starts a `CLIENT` span named `name` under `parent` with the target's fixed attributes
+    /// (`db.system.name`, `db.namespace`, `server.*`), by the parent rule of the options; for
+    /// what is not an operation (Diesel's connection establishment).
+    pub(crate) fn start_span(&self, name: String, parent: &Context, start_time: SystemTime) -> otelrs_core::Span {
+        self.tracer.build_with_parent_rule(
+            SpanBuilder::from_name(name)
+                .with_kind(SpanKind::Client)
+                .with_start_time(start_time)
+                .with_attributes(self.base_attrs.clone()),
+            parent,
+            self.require_parent_span,
+        )
+    }
+
+    /// The span name of an operation without summary, operation or collection: the namespace,
+    /// else `server.address[:port]`, else `db.system.name`.
+    pub(crate) fn fallback_name(&self) -> &str {
+        &self.fallback_name
     }
 
     /// The analysis of `sql`, from the cache when it was seen before.
@@ -210,21 +274,29 @@ impl Shared {
     }
 
     /// Records the time spent waiting for a connection, and a timeout when it failed so.
+    #[cfg(feature = "sqlx")]
     pub(crate) fn record_wait(&self, waited: std::time::Duration, timed_out: bool) {
-        self.pool.record_wait_time(waited);
-        if timed_out {
-            self.pool.record_timeout();
+        if let Some(pool) = &self.pool {
+            pool.record_wait_time(waited);
+            if timed_out {
+                pool.record_timeout();
+            }
         }
     }
 
+    #[cfg(feature = "sqlx")]
     pub(crate) fn record_use(&self, used: std::time::Duration) {
-        self.pool.record_use_time(used);
+        if let Some(pool) = &self.pool {
+            pool.record_use_time(used);
+        }
     }
 }
 
 /// Counts a task waiting for a connection while it lives.
+#[cfg(feature = "sqlx")]
 pub(crate) struct PendingGuard<'a>(&'a AtomicI64);
 
+#[cfg(feature = "sqlx")]
 impl<'a> PendingGuard<'a> {
     pub(crate) fn new(counter: &'a AtomicI64) -> Self {
         counter.fetch_add(1, Ordering::Relaxed);
@@ -232,6 +304,7 @@ impl<'a> PendingGuard<'a> {
     }
 }
 
+#[cfg(feature = "sqlx")]
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
@@ -249,11 +322,19 @@ pub(crate) enum OpKind {
 }
 
 /// How an operation ended.
-pub(crate) enum Outcome<'a> {
+pub(crate) enum Outcome {
     Ok(Option<u64>),
-    Err(&'a sqlx::Error),
+    Err(Failure),
     /// The future was dropped before it completed.
     Cancelled,
+}
+
+/// A failed operation, classified by its adapter.
+pub(crate) struct Failure {
+    /// `error.type` (span and duration metric).
+    pub(crate) error_type: Cow<'static, str>,
+    /// `db.response.status_code` (span and duration metric), when the database gave one.
+    pub(crate) status_code: Option<String>,
 }
 
 /// Captured on the operation's first poll: what its span needs besides the statement.
@@ -316,8 +397,8 @@ impl Op {
         self
     }
 
-    /// Captures the parent context and the clocks, once.
-    fn issue(&mut self) {
+    /// Captures the parent context (the current one) and the clocks, once.
+    pub(crate) fn issue(&mut self) {
         if self.issued.is_none() && self.active.is_none() && !self.done {
             let parent = Context::current();
             // A statement that gets a sqlcommenter comment needs its span (the comment's span
@@ -431,7 +512,26 @@ impl Op {
         self.rows = self.rows.saturating_add(n);
     }
 
-    pub(crate) fn finish(&mut self, outcome: Outcome<'_>) {
+    /// Classifies a sqlx error with the pool's database rules and ends the operation with it.
+    #[cfg(feature = "sqlx")]
+    pub(crate) fn fail(&mut self, err: &sqlx::Error) {
+        let (error_type, status_code) = match self.shared.error_kind {
+            Some(classify) => classify(err),
+            None => (Cow::Borrowed(otelrs_core::status::ERROR_TYPE_OTHER), None),
+        };
+        self.finish(Outcome::Err(Failure {
+            error_type,
+            status_code,
+        }));
+    }
+
+    pub(crate) fn finish(&mut self, outcome: Outcome) {
+        self.finish_at(outcome, None);
+    }
+
+    /// Ends the operation as of `end` (when the adapter learnt of its end after the fact: a
+    /// Diesel query whose end was inferred), else now.
+    pub(crate) fn finish_at(&mut self, outcome: Outcome, end: Option<(Instant, SystemTime)>) {
         if self.done {
             return;
         }
@@ -440,7 +540,10 @@ impl Op {
         let Some(mut active) = self.active.take() else {
             return;
         };
-        let elapsed = active.start.elapsed();
+        let elapsed = match end {
+            Some((at, _)) => at.saturating_duration_since(active.start),
+            None => active.start.elapsed(),
+        };
         let span = &mut active.span;
         let recording = span.is_recording();
         match outcome {
@@ -453,8 +556,10 @@ impl Op {
                     ));
                 }
             }
-            Outcome::Err(err) => {
-                let (error_type, status_code) = (self.shared.error_kind)(err);
+            Outcome::Err(Failure {
+                error_type,
+                status_code,
+            }) => {
                 if let Some(code) = status_code {
                     if recording {
                         span.set_attribute(KeyValue::new(attr::DB_RESPONSE_STATUS_CODE, code.clone()));
@@ -471,7 +576,10 @@ impl Op {
                 active.metric_key.error_type = Some(Cow::Borrowed(otelrs_core::conv::ERROR_TYPE_CANCELLED));
             }
         }
-        span.end();
+        match end {
+            Some((_, at)) => span.end_with_timestamp(at),
+            None => span.end(),
+        }
         let shared = &self.shared;
         let key = &active.metric_key;
         hotpath::record_with_last(
@@ -527,6 +635,7 @@ impl Drop for Op {
     }
 }
 
+#[cfg(feature = "sqlx")]
 pin_project! {
     /// A driver future run as one instrumented operation.
     pub(crate) struct OpFuture<F, T> {
@@ -537,12 +646,14 @@ pin_project! {
     }
 }
 
+#[cfg(feature = "sqlx")]
 impl<F, T> OpFuture<F, T> {
     pub(crate) fn new(op: Op, inner: F, count: fn(&T) -> u64) -> Self {
         Self { inner, op, count }
     }
 }
 
+#[cfg(feature = "sqlx")]
 impl<F, T> Future for OpFuture<F, T>
 where
     F: Future<Output = Result<T, sqlx::Error>>,
@@ -558,12 +669,13 @@ where
             // The statement is on its way: build the span while the database works.
             Poll::Pending => this.op.start(),
             Poll::Ready(Ok(v)) => this.op.finish(Outcome::Ok(Some((this.count)(v)))),
-            Poll::Ready(Err(e)) => this.op.finish(Outcome::Err(e)),
+            Poll::Ready(Err(e)) => this.op.fail(e),
         }
         poll
     }
 }
 
+#[cfg(feature = "sqlx")]
 pin_project! {
     /// A driver stream run as one instrumented operation; the span ends when the stream ends,
     /// fails or is dropped.
@@ -575,12 +687,14 @@ pin_project! {
     }
 }
 
+#[cfg(feature = "sqlx")]
 impl<S, T> OpStream<S, T> {
     pub(crate) fn new(op: Op, inner: S, count: fn(&T) -> u64) -> Self {
         Self { inner, op, count }
     }
 }
 
+#[cfg(feature = "sqlx")]
 impl<S, T> Stream for OpStream<S, T>
 where
     S: Stream<Item = Result<T, sqlx::Error>>,
@@ -598,7 +712,7 @@ where
                 let n = (this.count)(v);
                 this.op.add_rows(n);
             }
-            Poll::Ready(Some(Err(e))) => this.op.finish(Outcome::Err(e)),
+            Poll::Ready(Some(Err(e))) => this.op.fail(e),
             Poll::Ready(None) => this.op.finish(Outcome::Ok(None)),
             Poll::Pending => this.op.start(),
         }
@@ -607,6 +721,7 @@ where
 }
 
 /// Row counters for [`OpFuture`] and [`OpStream`].
+#[cfg(feature = "sqlx")]
 pub(crate) mod count {
     use sqlx::Either;
 
