@@ -70,7 +70,10 @@ impl SpanProcessor for SpanCapture {
 
 /// The spans in the shape the shop's waterfall renderer draws.
 pub fn finished(spans: &[SpanData]) -> Vec<FinishedSpan> {
-    spans.iter().map(|s| FinishedSpan::from_span_data("app", s.clone())).collect()
+    spans
+        .iter()
+        .map(|s| FinishedSpan::from_span_data("app", s.clone()))
+        .collect()
 }
 
 /// A root span standing for an incoming request.

@@ -74,8 +74,16 @@ async fn every_statement_carries_its_own_span_context() {
 
     let parent = t.span("GET /report");
     let spans: Vec<SpanData> = t.spans_named("SELECT");
-    assert_eq!(spans.len(), 3, "{:?}", t.spans().iter().map(|s| &s.name).collect::<Vec<_>>());
-    assert_eq!(seen, format!("SELECT current_query() WHERE $1 = 1{}", comment_of(&spans[0])));
+    assert_eq!(
+        spans.len(),
+        3,
+        "{:?}",
+        t.spans().iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seen,
+        format!("SELECT current_query() WHERE $1 = 1{}", comment_of(&spans[0]))
+    );
     assert_eq!(seen_conn, format!("{QUERY}{}", comment_of(&spans[1])));
     assert_eq!(seen_tx, [format!("{QUERY}{}", comment_of(&spans[2]))]);
     for s in &spans {
@@ -111,7 +119,10 @@ async fn marked_mode_comments_only_marked_statements_and_keeps_existing_comments
         .with_query_info(QueryInfo::new().sql_comment(true))
         .await
         .unwrap();
-    assert_eq!(own, "SELECT current_query() /* app */", "an existing comment is never touched");
+    assert_eq!(
+        own, "SELECT current_query() /* app */",
+        "an existing comment is never touched"
+    );
     let spans = t.spans_named("SELECT");
     assert_eq!(spans.len(), 3);
     assert_eq!(marked, format!("{QUERY}{}", comment_of(&spans[1])));
