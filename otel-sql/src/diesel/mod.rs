@@ -29,7 +29,10 @@
 //! context at `StartQuery`: Diesel raises its events synchronously on the thread that runs the
 //! query, and diesel-async raises `StartQuery` when the query's future is created. A
 //! [`QueryInfo`](crate::QueryInfo) in that context overrides the summary, operation and
-//! collection as it does for sqlx.
+//! collection as it does for sqlx. A connection driven on another thread (`spawn_blocking`,
+//! deadpool-diesel's `interact`, diesel-async's `SyncConnectionWrapper`) sees that thread's
+//! context: attach the caller's there (`let cx = Context::current();` before, `let _g =
+//! cx.attach();` in the closure), or its spans are roots.
 //!
 //! Bind values are never exported: Diesel prints a query as `{sql} -- binds: [{values}]`, and
 //! only the SQL is read (formatting stops before the values are printed). With the default
