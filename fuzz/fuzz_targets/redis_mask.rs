@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// Script bodies (`EVAL`/`EVAL_RO` script, `SCRIPT LOAD`, `FUNCTION LOAD [REPLACE]`): whatever the
-/// script is, a string literal appended on a line of its own (inside or after it, in a string, a
+/// script is, a string literal appended after an empty line (inside or after it, in a string, a
 /// comment or code) never shows.
 fn check_script_literals(args: &[&[u8]]) {
     let Some(first) = args.first() else {
@@ -82,7 +82,8 @@ fn check_script_literals(args: &[&[u8]]) {
     if contains(script, MARKER) || args.iter().enumerate().any(|(i, a)| i != at && contains(a, MARKER)) {
         return;
     }
-    for literal in [&b"\n'SeCrEt'"[..], b"\n\"SeCrEt\"", b"\n[==[SeCrEt]==]"] {
+    // Two line breaks: a script ending in `\` escapes the first (a Lua line continuation).
+    for literal in [&b"\n\n'SeCrEt'"[..], b"\n\n\"SeCrEt\"", b"\n\n[==[SeCrEt]==]"] {
         let body = [*script, literal].concat();
         let mut with_literal = args.to_vec();
         with_literal[at] = &body;

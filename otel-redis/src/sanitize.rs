@@ -552,8 +552,9 @@ fn push_lua(out: &mut String, script: ArgRef<'_>) {
 /// `[==[..]==]`) and every number (`42`, `3.5e-2`, `0xff`, `0x1p4`) becomes `?`, every comment
 /// (`-- ..`, `--[[ .. ]]`, `--[==[ .. ]==]`) one space. Kept: names, keywords, operators, a
 /// leading `#!` line (engine and library name: `#!lua name=lib`) and the index of `KEYS[n]` and
-/// `ARGV[n]`. Unterminated strings and comments run to the end. The result is never longer
-/// than the script and, like the script, not necessarily UTF-8.
+/// `ARGV[n]`. Unterminated strings (also a short string broken by a line break) and comments run
+/// to the end. The result is never longer than the script and, like the script, not necessarily
+/// UTF-8.
 ///
 /// `redis.call('SET', KEYS[1], 'v', 'EX', 60)` becomes `redis.call(?, KEYS[1], ?, ?, ?)`.
 pub(crate) fn mask_lua(script: &[u8]) -> Vec<u8> {
@@ -588,6 +589,13 @@ pub(crate) fn mask_lua(script: &[u8]) -> Vec<u8> {
             b'\'' | b'"' => {
                 i += 1;
                 while i < b.len() && b[i] != c {
+                    // A line break ends a short string in Lua (as an error): the script is
+                    // invalid, and whatever follows may be the rest of the string, so it is
+                    // all hidden.
+                    if matches!(b[i], b'\n' | b'\r') {
+                        i = b.len();
+                        break;
+                    }
                     i += if b[i] == b'\\' { 2 } else { 1 };
                 }
                 i = (i + 1).min(b.len());
@@ -900,6 +908,10 @@ mod tests {
         assert_eq!(lua("return [==[abc]]"), "return ?");
         assert_eq!(lua("x = 1 --[[ never closed"), "x = ?  ");
         assert_eq!(lua(r"return 'a\"), "return ?");
+        // A line break inside a short string (a Lua error) hides the rest; an escaped one
+        // continues the string.
+        assert_eq!(lua("return 'S\n'x' .. y"), "return ?");
+        assert_eq!(lua("return 'a\\\nb' .. y"), "return ? .. y");
         assert_eq!(mask_lua(b"return '\xff' .. \xfe"), b"return ? .. \xfe");
     }
 

@@ -391,12 +391,15 @@ const SQLITE_NAME_KEYWORDS: [&[u8]; 12] = [
     b"from", b"join", b"into", b"update", b"table", b"index", b"view", b"trigger", b"as", b"exists", b"set", b"column",
 ];
 
-/// One way a server may read the text: whether a backslash escapes the next byte in plain
-/// strings, and whether `$tag$..$tag$` is a literal.
+/// One way a server (or the lexer) may read the text.
 #[derive(Clone, Copy, Debug)]
 struct Reading {
+    /// A backslash escapes the next byte in plain strings.
     backslash: bool,
+    /// `$tag$..$tag$` is a literal.
     dollar: bool,
+    /// `E'..'` is a string with backslash escapes (else `E` is a name before a plain string).
+    e_escapes: bool,
 }
 
 /// Bytes that continue a word: ASCII letters, digits, `_`, `$` and every non-ASCII byte (a
@@ -419,6 +422,26 @@ fn word_end(bytes: &[u8], at: usize) -> usize {
         .iter()
         .position(|&c| !WORD_TAIL[usize::from(c)])
         .unwrap_or(rest.len())
+}
+
+/// The end of a number starting at `at`: digits, a fraction, an exponent with its sign, digit
+/// separators, and any identifier bytes glued to the number (all part of one literal).
+fn number_end(bytes: &[u8], at: usize) -> usize {
+    let mut i = at;
+    if bytes.get(i) == Some(&b'0') && matches!(bytes.get(i + 1), Some(b'x' | b'X' | b'b' | b'B' | b'o' | b'O')) {
+        i += 2;
+    }
+    while let Some(&c) = bytes.get(i) {
+        if is_word_byte(c) || c == b'.' {
+            i += 1;
+            if (c == b'e' || c == b'E') && matches!(bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+        } else {
+            break;
+        }
+    }
+    i
 }
 
 /// The end of a line comment starting at `at`: the line break (not consumed) or the end.
@@ -527,12 +550,12 @@ impl Lexer<'_> {
             b'/' if self.peek(1) == Some(b'*') => self.block_comment(),
             b'\'' => {
                 let backslash = self.dialect == Dialect::MySql;
-                self.string(b'\'', backslash, self.backslash_ambiguous());
+                self.string(start, b'\'', backslash, self.backslash_ambiguous());
                 Kind::Literal
             }
             b'"' => {
                 if self.dialect == Dialect::MySql {
-                    self.string(b'"', true, true);
+                    self.string(start, b'"', true, true);
                     Kind::Literal
                 } else if self.dialect == Dialect::Sqlite {
                     self.sqlite_double_quoted()
@@ -585,10 +608,15 @@ impl Lexer<'_> {
                 if self.peek(0) == Some(b'\'') && matches!(c.to_ascii_uppercase(), b'E' | b'X' | b'B' | b'N') {
                     let e = c.eq_ignore_ascii_case(&b'E');
                     let backslash = e || self.dialect == Dialect::MySql;
-                    // `E'..'` means backslash escapes wherever it is a prefix at all (MySQL has
-                    // no such prefix: there `E` is a name and the string is an ordinary one).
-                    let ambiguous = self.dialect == Dialect::MySql || (!e && self.backslash_ambiguous());
-                    self.string(b'\'', backslash, ambiguous);
+                    // `E'..'` takes backslash escapes in PostgreSQL; MySQL and SQLite have no
+                    // such prefix (`E` is a name there, the string an ordinary one), so outside
+                    // PostgreSQL both readings are hidden.
+                    let ambiguous = match self.dialect {
+                        Dialect::PostgreSql => false,
+                        Dialect::Sqlite => e,
+                        Dialect::MySql | Dialect::Generic => true,
+                    };
+                    self.string(start, b'\'', backslash, ambiguous);
                     Kind::Literal
                 } else {
                     self.word_tail();
@@ -633,39 +661,42 @@ impl Lexer<'_> {
         matches!(self.dialect, Dialect::MySql | Dialect::Generic)
     }
 
-    /// Consumes a string literal quoted by `quote` (the opening quote is at `pos`), read with
-    /// backslash escapes when `backslash`. When the literal holds a backslash and `ambiguous`
-    /// (the server may read it either way), the token is extended over every reading's span
-    /// ([`Lexer::union_end`]).
-    fn string(&mut self, quote: u8, backslash: bool, ambiguous: bool) {
-        let open = self.pos;
-        let (end, saw_backslash) = quoted_end(self.bytes, open, quote, backslash);
+    /// Consumes a string literal quoted by `quote` (the opening quote is at `pos`; the token,
+    /// with its prefix letter if any, starts at `start`), read with backslash escapes when
+    /// `backslash`. When the literal holds a backslash and `ambiguous` (the server may read it
+    /// either way), the token is extended over every reading's span ([`Lexer::union_end`]).
+    fn string(&mut self, start: usize, quote: u8, backslash: bool, ambiguous: bool) {
+        let (end, saw_backslash) = quoted_end(self.bytes, self.pos, quote, backslash);
         self.pos = end;
         if ambiguous && saw_backslash {
-            self.pos = self.union_end(open);
+            self.pos = self.union_end(start);
         }
     }
 
-    /// The ways a server may read this dialect's text (the first is the lexer's own). They
-    /// differ only in backslash escapes inside plain strings and in whether `$tag$..$tag$` is
-    /// a literal: MySQL/MariaDB with and without `NO_BACKSLASH_ESCAPES` (and never dollar
-    /// quotes), SQLite (never dollar quotes), unknown SQL any of them.
+    /// The ways a server may read this dialect's text, and the lexer's own (first). They
+    /// differ only in backslash escapes inside plain and `E'..'` strings and in whether
+    /// `$tag$..$tag$` is a literal: MySQL/MariaDB with and without `NO_BACKSLASH_ESCAPES` (and
+    /// never dollar quotes or `E'..'`), SQLite (neither), unknown SQL any of them.
     fn readings(&self) -> &'static [Reading] {
         const LEXER_BS: Reading = Reading {
             backslash: true,
             dollar: true,
+            e_escapes: true,
         };
         const LEXER_STD: Reading = Reading {
             backslash: false,
             dollar: true,
+            e_escapes: true,
         };
         const SERVER_BS: Reading = Reading {
             backslash: true,
             dollar: false,
+            e_escapes: false,
         };
         const SERVER_STD: Reading = Reading {
             backslash: false,
             dollar: false,
+            e_escapes: false,
         };
         match self.dialect {
             Dialect::PostgreSql => &[LEXER_STD],
@@ -699,9 +730,10 @@ impl Lexer<'_> {
         }
     }
 
-    /// The end of the string, quoted name, comment, word or (per `reading`) dollar-quoted body
-    /// that starts at `at`, as a server reading the text as `reading` sees it; `None` for a
-    /// byte that is a token of its own.
+    /// The end of the string, quoted name, comment, word, number or (per `reading`)
+    /// dollar-quoted body that starts at `at`, as a server reading the text as `reading` sees
+    /// it; `None` for a byte that is a token of its own. Words and numbers end where the
+    /// lexer's do, so the lexer's own reading is modelled exactly.
     fn construct_end(&self, at: usize, reading: Reading) -> Option<usize> {
         let bytes = self.bytes;
         let c = *bytes.get(at)?;
@@ -723,7 +755,18 @@ impl Lexer<'_> {
                 block_comment_end(bytes, at, matches!(d, Dialect::PostgreSql | Dialect::Generic))
             }
             b'$' if reading.dollar => return dollar_quote_end(self.src, at),
-            c if is_word_byte(c) => word_end(bytes, at),
+            b'0'..=b'9' => number_end(bytes, at),
+            b'.' if next.is_some_and(|c| c.is_ascii_digit()) => number_end(bytes, at),
+            // A one-letter prefix glued to a string: `E'..'` (backslash escapes where `E` is a
+            // prefix), `X'..'`, `B'..'`, `N'..'`.
+            c if is_word_start(c)
+                && next == Some(b'\'')
+                && matches!(c.to_ascii_uppercase(), b'E' | b'X' | b'B' | b'N') =>
+            {
+                let e = c.eq_ignore_ascii_case(&b'E');
+                quoted_end(bytes, at + 1, b'\'', reading.backslash || (e && reading.e_escapes)).0
+            }
+            c if is_word_start(c) => word_end(bytes, at),
             _ => return None,
         })
     }
@@ -802,22 +845,7 @@ impl Lexer<'_> {
     }
 
     fn number(&mut self) -> Kind {
-        let b = self.bytes;
-        if b[self.pos] == b'0' && matches!(self.peek(1), Some(b'x' | b'X' | b'b' | b'B' | b'o' | b'O')) {
-            self.pos += 2;
-        }
-        // Digits, a fraction, an exponent with its sign, digit separators, and any identifier
-        // bytes glued to the number (all part of one literal).
-        while let Some(c) = self.peek(0) {
-            if is_word_byte(c) || c == b'.' {
-                self.pos += 1;
-                if (c == b'e' || c == b'E') && matches!(self.peek(0), Some(b'+' | b'-')) {
-                    self.pos += 1;
-                }
-            } else {
-                break;
-            }
-        }
+        self.pos = number_end(self.bytes, self.pos);
         Kind::Literal
     }
 

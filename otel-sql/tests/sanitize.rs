@@ -549,6 +549,17 @@ fn backslash_readings_that_disagree_hide_the_union() {
     let a = analyze(r"SELECT 'a\', '?', 'Zsecret'", &SanitizeOptions::new(Dialect::MySql));
     assert!(!a.has_placeholders);
     assert!(!leaks(&a.sanitized), "{}", a.sanitized);
+    // `E'..'` takes backslash escapes only where `E` is a prefix (PostgreSQL); SQLite and
+    // MySQL read `E` as a name and the string without them: both readings are hidden.
+    for d in [Dialect::Sqlite, Dialect::MySql, Dialect::Generic] {
+        let a = analyze(r"SELECT E'a\', 'Zsecret'", &SanitizeOptions::new(d));
+        assert!(!leaks(&a.sanitized), "{d:?}: {}", a.sanitized);
+    }
+    // Found by the sql_sanitize fuzz target: where the readings met, the lexer's own reading
+    // (an `E'..'` string, then a dollar-quoted body) was still inside a literal.
+    let sql = "SELECT\t/* Z4111 1111 1111 1111()]$q$?'[`(Z */\n>\tIN  0x9FFFF9ac $q$'' ''987654321E'987654321\tZE'Z$q$ $q$Z4111 1111 1111 1111 SECRET_1987654321--987654321\n987654321*/--#Z$q$  ;  IN\t:: IN (B'0000', E'\\\\\\'?%:n~Z日Z', 582E+2)  card <\n$_t$:n--)/*;;\t\\'\\\nZ$_t$\n-- %'@nZ4111 1111 1111 1111$q$ \\'$1Z\n\nSELECT ";
+    let a = analyze(sql, &SanitizeOptions::new(Dialect::Sqlite));
+    assert!(!leaks(&a.sanitized), "{sql:?} -> {:?}", a.sanitized);
     // MySQL's `--` comment needs whitespace after it: `1--'x'` is `1 - -'x'`.
     assert_eq!(my("SELECT 1--'Zsecret'"), "SELECT ?--?");
     assert_eq!(my("SELECT 1 -- 'Zsecret'\nFROM t"), "SELECT ?  \nFROM t");
