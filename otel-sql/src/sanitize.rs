@@ -39,9 +39,10 @@
 //!   a backslash is an ordinary character, without it an escape, so `'a\', 'b'` is one literal
 //!   or two. When a string holds a backslash, both readings are followed from its opening quote
 //!   until they agree again (both outside any string, quoted name and comment), and that whole
-//!   span becomes one `?`. Literals without a backslash are unaffected. What you give up: after
-//!   an escaped quote (`'it\'s'`) the text up to where the readings meet, often the rest of the
-//!   statement, is hidden, and so is its summary.
+//!   span becomes one `?`. Literals without a backslash are unaffected. `E'..'` is read both
+//!   ways too outside PostgreSQL (elsewhere `E` is a name before an ordinary string). What you
+//!   give up: after an escaped quote (`'it\'s'`) the text up to where the readings meet, often
+//!   the rest of the statement, is hidden, and so is its summary.
 //! * **Dollar-quoted text in every dialect.** `$tag$...$tag$` is a literal in PostgreSQL and
 //!   hidden there; MySQL and SQLite read the same characters as names or placeholders, but the
 //!   body is as likely to be data, so it is hidden in every dialect, and (as for backslashes)
