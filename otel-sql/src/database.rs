@@ -30,6 +30,10 @@ pub struct ServerInfo {
 
 /// The address of a connection as an interned attribute string (spans clone it for free).
 #[cfg(any(feature = "sqlx", feature = "diesel"))]
+#[cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "diesel")),
+    allow(dead_code)
+)]
 pub(crate) fn server(address: &str, port: Option<u16>) -> Option<ServerAddress> {
     (!address.is_empty()).then(|| ServerAddress::from_value(static_str(address), port))
 }

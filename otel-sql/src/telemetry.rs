@@ -229,6 +229,7 @@ impl Shared {
     }
 
     /// Records no `db.response.returned_rows` (an adapter that cannot count rows).
+    #[cfg_attr(not(feature = "diesel"), allow(dead_code))] // Diesel only
     pub(crate) fn without_returned_rows(mut self) -> Self {
         self.returned_rows = false;
         self
@@ -237,6 +238,7 @@ impl Shared {
     /// Starts a `CLIENT` span named `name` under `parent` with the target's fixed attributes
     /// (`db.system.name`, `db.namespace`, `server.*`), by the parent rule of the options; for
     /// what is not an operation (Diesel's connection establishment).
+    #[cfg_attr(not(feature = "diesel"), allow(dead_code))] // Diesel only
     pub(crate) fn start_span(&self, name: String, parent: &Context, start_time: SystemTime) -> otelrs_core::Span {
         self.tracer.build_with_parent_rule(
             SpanBuilder::from_name(name)
@@ -250,6 +252,7 @@ impl Shared {
 
     /// The span name of an operation without summary, operation or collection: the namespace,
     /// else `server.address[:port]`, else `db.system.name`.
+    #[cfg_attr(not(feature = "diesel"), allow(dead_code))] // Diesel only
     pub(crate) fn fallback_name(&self) -> &str {
         &self.fallback_name
     }
