@@ -1,18 +1,22 @@
 //! # otelrs-sql
 //!
 //! OpenTelemetry instrumentation for [sqlx](https://docs.rs/sqlx) 0.9 (PostgreSQL, MySQL/MariaDB,
-//! SQLite) and for [Diesel](https://docs.rs/diesel) 2.4 and diesel-async 0.10 (module
-//! `otelrs_sql::diesel`, feature `diesel`), built on `opentelemetry` 0.33 and the family's
+//! SQLite), for [Diesel](https://docs.rs/diesel) 2.4 and diesel-async 0.10 (module
+//! `otelrs_sql::diesel`, feature `diesel`) and for [SeaORM](https://docs.rs/sea-orm) 2 (module
+//! `otelrs_sql::sea_orm`, feature `sea-orm`), built on `opentelemetry` 0.33 and the family's
 //! conventions core `otelrs-core`: semantic-conventions 1.42 database client spans and
 //! metrics, a single-pass SQL sanitizer and query-summary generator ([`sanitize`]), and
-//! connection-pool metrics. Both adapters share one set of rules (sanitizer, summaries, span
+//! connection-pool metrics. The adapters share one set of rules (sanitizer, summaries, span
 //! naming, attributes, status and `error.type`, `db.client.operation.duration`).
 //!
 //! Quickstarts: [`examples/examples/sqlx.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/sqlx.rs) (`cargo run -p examples --example sqlx`),
-//! [`examples/examples/diesel.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/diesel.rs) (`cargo run -p examples --example diesel`).
+//! [`examples/examples/diesel.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/diesel.rs) (`cargo run -p examples --example diesel`),
+//! [`examples/examples/sea_orm.rs`](https://github.com/otel-rs/otel-rs/blob/HEAD/examples/examples/sea_orm.rs) (`cargo run -p examples --example sea_orm`).
 //!
-//! The rest of this page describes the sqlx adapter; the Diesel adapter's page (`diesel`
-//! module) describes what differs.
+//! The rest of this page describes the sqlx adapter; the Diesel and SeaORM adapters' pages
+//! (`diesel` and `sea_orm` modules) describe what differs. SeaORM users wrap their
+//! `DatabaseConnection` in an `otelrs_sql::sea_orm::InstrumentedDatabaseConnection`, which
+//! SeaORM's entity, query and transaction APIs take in its place.
 //!
 //! Wrap an existing pool in an [`InstrumentedPool`]; `&InstrumentedPool` is an
 //! [`sqlx::Executor`], so `query`, `query_as`, `query_scalar`, the `query!` macros and
@@ -133,6 +137,7 @@
 //! | `sqlite` | no | SQLite through `sqlx/sqlite` (bundled libsqlite3; implies `sqlx`) |
 //! | `diesel` | no | the Diesel adapter, `otelrs_sql::diesel` (Diesel 2.4 with `std` only: no backend, no C library) |
 //! | `diesel-async` | no | pool metrics for diesel-async 0.10's deadpool and bb8 pools (implies `diesel`) |
+//! | `sea-orm` | no | the SeaORM adapter, `otelrs_sql::sea_orm` (SeaORM 2 without its default features; `postgres`, `mysql` and `sqlite` turn on its driver of the same name; implies `sqlx`) |
 //!
 //! sqlx is used with `runtime-tokio` and `macros` (sqlx's default, which adds
 //! `Executor::describe`); no TLS feature is turned on here — enable one on your own `sqlx`
@@ -191,6 +196,9 @@ mod parameters;
 mod pool;
 mod query_info;
 pub mod sanitize;
+#[cfg(feature = "sea-orm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sea-orm")))]
+pub mod sea_orm;
 pub mod sqlcommenter;
 mod telemetry;
 
