@@ -58,7 +58,7 @@
 //! | --- | --- | --- |
 //! | `otelrs-http` | `HttpServerLayer`, `HttpServerMiddleware` (actix-web), `HttpClientLayer`, `HttpClientMiddleware` (reqwest) | `.layer(..)` / `.wrap(..)` / `.with(..)` |
 //! | `otelrs-grpc` | `GrpcServerLayer`, `GrpcClientLayer` | `.layer(..)` |
-//! | `otelrs-sql` | `SqlOptions` | `InstrumentedPool::new(pool, options)` |
+//! | `otelrs-sql` | `SqlOptions` | `InstrumentedPool::new(pool, options)`; Diesel: `DieselInstrumentation::new(options).connection(url)`; SeaORM: `InstrumentedDatabaseConnection::new(db, options)` |
 //! | `otelrs-redis` | `RedisInstrumentation` | `.connection(..)`, `InstrumentedPool::builder(..)` |
 //! | `otelrs-mq` | `Kafka`, `Nats`, `RabbitMq` (common settings in one `MessagingSettings`), `KafkaStats` | their send/receive/process methods |
 //!
