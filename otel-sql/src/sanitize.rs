@@ -30,11 +30,12 @@
 //!   exists (the "double-quoted string literal" misfeature, on in sqlx's bundled build). A
 //!   double-quoted token is kept only where nothing but a name can stand: after `FROM` (not
 //!   `IS [NOT] DISTINCT FROM`), `JOIN`, `INTO`, `UPDATE`, `TABLE`, `INDEX`, `VIEW`, `TRIGGER`,
-//!   `AS`, `EXISTS`, `SET`, `COLUMN` or a `.`, or before a `.` or `(`. In every expression
-//!   (`ON`, `WHERE`, `HAVING`, `CASE`, function arguments, `SET a = "x"`, `VALUES`, select and
-//!   column lists) it becomes `?`. What you give up: double-quoted column names in select
-//!   lists, conditions and `INSERT` column lists show as `?` (write them unquoted or qualified,
-//!   `"t"."c"`, to keep them).
+//!   `AS`, `EXISTS`, `SET`, `COLUMN` or a `.`, before a `.` or `(`, or in the column list of
+//!   `INSERT INTO name (..)` (what precedes it is looked at only back to the last comment). In
+//!   every expression (`ON`, `WHERE`, `HAVING`, `CASE`, function arguments, `SET a = "x"`,
+//!   `VALUES`, select lists, `RETURNING`) it becomes `?`. What you give up: double-quoted
+//!   column names in select lists, conditions and `RETURNING` show as `?` (write them unquoted
+//!   or qualified, `"t"."c"`, to keep them).
 //! * **Backslashes in MySQL/MariaDB strings** (and in unknown SQL). With `NO_BACKSLASH_ESCAPES`
 //!   a backslash is an ordinary character, without it an escape, so `'a\', 'b'` is one literal
 //!   or two. When a string holds a backslash, both readings are followed from its opening quote
@@ -154,6 +155,7 @@ pub fn analyze(sql: &str, options: &SanitizeOptions) -> Analysis {
         bytes: sql.as_bytes(),
         pos: 0,
         dialect: options.dialect,
+        comment_end: 0,
     };
     let mut out = Output::new(options.max_len, sql.len());
     let mut summary = Summary::default();
@@ -373,6 +375,9 @@ struct Lexer<'a> {
     bytes: &'a [u8],
     pos: usize,
     dialect: Dialect,
+    /// Where the last comment ended: the look-behind of SQLite double-quoted tokens stops
+    /// there (a comment may hold any text, `-- FROM` included).
+    comment_end: usize,
 }
 
 #[inline]
@@ -391,6 +396,85 @@ fn is_word_byte(b: u8) -> bool {
 const SQLITE_NAME_KEYWORDS: [&[u8]; 12] = [
     b"from", b"join", b"into", b"update", b"table", b"index", b"view", b"trigger", b"as", b"exists", b"set", b"column",
 ];
+
+/// How far [`sqlite_insert_columns`] looks back, in bytes: a longer column list is hidden.
+const SQLITE_COLUMN_LIST_LOOKBACK: usize = 512;
+
+/// Whether `before` (the text before a SQLite double-quoted token, trailing whitespace trimmed,
+/// ending in `(` or `,`) ends inside the column list of `INSERT INTO name (..`: only names,
+/// commas and whitespace back to a `(` that follows `INTO name` (the name possibly qualified).
+/// Looks back at most [`SQLITE_COLUMN_LIST_LOOKBACK`] bytes.
+fn sqlite_insert_columns(before: &[u8]) -> bool {
+    let floor = before.len().saturating_sub(SQLITE_COLUMN_LIST_LOOKBACK);
+    let text = &before[floor..];
+    let mut i = text.len();
+    // Back over the list to its `(`.
+    loop {
+        let Some(&c) = i.checked_sub(1).and_then(|k| text.get(k)) else {
+            return false;
+        };
+        match c {
+            b'(' => {
+                i -= 1;
+                break;
+            }
+            b',' => i -= 1,
+            c if c.is_ascii_whitespace() => i -= 1,
+            _ => match name_start_before(text, i) {
+                Some(start) => i = start,
+                None => return false,
+            },
+        }
+    }
+    // Before the `(`: a name, possibly qualified (`"main"."t"`), then `INTO`.
+    let skip_space = |mut k: usize| {
+        while k > 0 && text[k - 1].is_ascii_whitespace() {
+            k -= 1;
+        }
+        k
+    };
+    let Some(mut k) = name_start_before(text, skip_space(i)) else {
+        return false;
+    };
+    while k > 0 && text[k - 1] == b'.' {
+        match name_start_before(text, k - 1) {
+            Some(start) => k = start,
+            None => return false,
+        }
+    }
+    let end = skip_space(k);
+    let start = text[..end]
+        .iter()
+        .rposition(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+        .map_or(0, |p| p + 1);
+    text[start..end].eq_ignore_ascii_case(b"into") && (start > 0 || floor == 0)
+}
+
+/// If a name (`"quoted"` with `""` escapes, `` `quoted` ``, `[bracketed]` or a plain word) ends
+/// at `end` in `text`: where it starts.
+fn name_start_before(text: &[u8], end: usize) -> Option<usize> {
+    let last = *text.get(end.checked_sub(1)?)?;
+    match last {
+        b'"' | b'`' => {
+            // Back to the opening quote; a doubled quote is an escape inside the name.
+            let mut j = end - 1;
+            loop {
+                let k = text[..j].iter().rposition(|&c| c == last)?;
+                if k > 0 && text[k - 1] == last {
+                    j = k - 1;
+                } else {
+                    return Some(k);
+                }
+            }
+        }
+        b']' => text[..end - 1].iter().rposition(|&c| c == b'['),
+        c if is_word_byte(c) => {
+            let start = text[..end].iter().rposition(|&c| !is_word_byte(c)).map_or(0, |p| p + 1);
+            text.get(start).is_some_and(|&c| is_word_start(c)).then_some(start)
+        }
+        _ => None,
+    }
+}
 
 /// One way a server (or the lexer) may read the text.
 #[derive(Clone, Copy, Debug)]
@@ -646,12 +730,14 @@ impl Lexer<'_> {
 
     fn line_comment(&mut self) -> Kind {
         self.pos = line_end(self.bytes, self.pos);
+        self.comment_end = self.pos;
         Kind::Comment
     }
 
     fn block_comment(&mut self) -> Kind {
         let nested = matches!(self.dialect, Dialect::PostgreSql | Dialect::Generic);
         self.pos = block_comment_end(self.bytes, self.pos, nested);
+        self.comment_end = self.pos;
         Kind::Comment
     }
 
@@ -775,9 +861,9 @@ impl Lexer<'_> {
     /// SQLite accepts `"..."` as a string literal when no column of that name exists, so a
     /// double-quoted token is only trusted as an identifier where nothing but a name can
     /// stand: after one of [`SQLITE_NAME_KEYWORDS`] (`FROM` except in `IS DISTINCT FROM`) or a
-    /// `.`, or before a `.` or `(`. Anywhere else (any expression: `ON`, `WHERE`, `HAVING`,
-    /// `CASE`, function arguments, the right of `SET a =`, `VALUES`, select lists, column lists)
-    /// it is hidden like a string.
+    /// `.`, before a `.` or `(`, or in the column list of `INSERT INTO name (..)`. Anywhere else
+    /// (any expression: `ON`, `WHERE`, `HAVING`, `CASE`, function arguments, the right of
+    /// `SET a =`, `VALUES`, select lists, `RETURNING`) it is hidden like a string.
     fn sqlite_double_quoted(&mut self) -> Kind {
         let start = self.pos;
         let kind = self.quoted_ident(b'"');
@@ -791,7 +877,8 @@ impl Lexer<'_> {
         if matches!(next, Some(b'.' | b'(')) {
             return Kind::QuotedIdent;
         }
-        let before = &self.bytes[..start];
+        // Only the text since the last comment counts.
+        let before = self.bytes.get(self.comment_end.min(start)..start).unwrap_or_default();
         let trimmed_end = before
             .iter()
             .rposition(|c| !c.is_ascii_whitespace())
@@ -799,6 +886,13 @@ impl Lexer<'_> {
         let before = &before[..trimmed_end];
         if before.last() == Some(&b'.') {
             return Kind::QuotedIdent;
+        }
+        if matches!(before.last(), Some(b'(' | b',')) {
+            return if sqlite_insert_columns(before) {
+                Kind::QuotedIdent
+            } else {
+                Kind::Literal
+            };
         }
         let word_start = before
             .iter()

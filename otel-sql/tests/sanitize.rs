@@ -469,6 +469,10 @@ const SQLITE_EXPRESSION_TEMPLATES: &[&str] = &[
     "SELECT -{}, NOT {}, {} || {} FROM t",
     "SELECT a FROM t WHERE b = ({})",
     "SELECT a FROM t LIMIT {} OFFSET {}",
+    "INSERT INTO t SELECT f({}, {})",
+    "INSERT INTO t (a) VALUES (1) ON CONFLICT ({}) DO NOTHING",
+    "INSERT INTO t (a) VALUES (1) RETURNING {}, {}",
+    "SELECT a FROM t WHERE b = -- FROM t JOIN INTO u (\n{}",
     "DELETE FROM t WHERE a = {}",
     "PRAGMA key = {}",
 ];
@@ -519,6 +523,38 @@ fn sqlite_double_quoted_strings_are_hidden_in_every_expression_position() {
         r#"ALTER TABLE "t" ADD COLUMN "c" TEXT"#
     );
     assert_eq!(lite(r#"SELECT count("x") FROM t"#), "SELECT count(?) FROM t");
+    // The column list of `INSERT INTO name (..)` holds names only (as ORMs write it).
+    assert_eq!(
+        lite(r#"INSERT INTO "users" ("name", "email") VALUES ("x", "y"), ("z", 1) RETURNING "id""#),
+        r#"INSERT INTO "users" ("name", "email") VALUES (?, ?), (?, ?) RETURNING ?"#
+    );
+    assert_eq!(
+        lite(r#"REPLACE INTO main."t"("a""b", [c], `d`, e,"f") SELECT "x""#),
+        r#"REPLACE INTO main."t"("a""b", [c], `d`, e,"f") SELECT ?"#
+    );
+    for sql in [
+        r#"INSERT INTO t VALUES ("Zsecret")"#,
+        r#"INSERT INTO t SELECT coalesce(a, "Zsecret") FROM u"#,
+        r#"INSERT INTO t (a) VALUES (1) ON CONFLICT ("Zsecret") DO NOTHING"#,
+        r#"UPDATE t SET (a, b) = ("Zsecret", 1)"#,
+        r#"SELECT a FROM t WHERE b IN ("x", "Zsecret")"#,
+        r#"INSERT INTO t (a, b'Zsecret', "Zsecret") VALUES (1)"#,
+        r#"SELECT x INTO ("Zsecret")"#,
+        // A comment holds any text: what it holds is no name position.
+        "SELECT a FROM t WHERE b = -- FROM\n\"Zsecret\"",
+        "SELECT a FROM t WHERE b = /* x. */ \"Zsecret\"",
+        "SELECT a FROM t WHERE b = -- INSERT INTO t (\n\"Zsecret\"",
+        "SELECT a FROM t WHERE b IN (-- INTO u (\n\"Zsecret\")",
+    ] {
+        assert!(!lite(sql).contains("Zsecret"), "{sql} -> {}", lite(sql));
+    }
+    // A list longer than the look-back is hidden.
+    let long: Vec<String> = (0..200).map(|i| format!("\"c{i}\"")).collect();
+    let out = lite(&format!("INSERT INTO t ({}) VALUES (1)", long.join(", ")));
+    assert!(
+        out.starts_with(r#"INSERT INTO t ("c0", "c1""#) && out.contains("?"),
+        "{out}"
+    );
 }
 
 #[test]
