@@ -76,7 +76,7 @@
 //! | `error.type` | iff failed | iff failed |
 //! | `server.address`, `server.port` | from the channel target ([`GrpcClientLayer::with_target`]) | from `:authority` / `Host` |
 //! | `network.peer.address`, `network.peer.port` | — | from tonic's `TcpConnectInfo` (feature `transport`) |
-//! | `rpc.request.metadata.<key>`, `rpc.response.metadata.<key>` (string arrays) | opt-in, configured keys only | same |
+//! | `rpc.request.metadata.<key>`, `rpc.response.metadata.<key>` (string arrays) | opt-in, configured keys only; sensitive keys (`authorization`, `cookie`, `x-api-key`, keys containing `token`, `secret`, `session`, ...: [`otelrs_core::conv::sensitive`]) as `REDACTED` per value unless listed with `with_sensitive_metadata_exported` | same |
 //!
 //! Metrics (`s`, bucket advice [`otelrs_core::instruments::RPC_DURATION_BUCKETS`]):
 //! `rpc.server.call.duration` with `rpc.system.name`, `rpc.method`, `rpc.response.status_code`

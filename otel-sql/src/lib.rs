@@ -41,7 +41,7 @@
 //! | `db.system.name` | always: `postgresql`, `mysql` / `mariadb` (detected by [`InstrumentedPool::connect`]), `sqlite` |
 //! | `db.namespace` | the database from the connect options (PostgreSQL: the user name when none is given; SQLite: the file name or `:memory:`) |
 //! | `server.address`, `server.port` | from the connect options; the port only when it is not the default (5432, 3306) |
-//! | `db.query.text` | per [`QueryTextMode`]: by default text with placeholders as written, text without them sanitized |
+//! | `db.query.text` | per [`QueryTextMode`]: by default text with placeholders as written, text without them sanitized (where the server's settings decide what is a literal, SQLite's double-quoted strings, MySQL backslashes with or without `NO_BACKSLASH_ESCAPES`, dollar-quoted text, everything either reading could hold is hidden: see [`sanitize`]) |
 //! | `db.query.summary` | generated (or from [`QueryInfo`]) |
 //! | `db.operation.name`, `db.collection.name` | only from [`QueryInfo`] (never parsed from SQL), and for transaction control |
 //! | `db.query.parameter.<index>` | opt-in ([`SqlOptions::with_parameter_capture`]), recorded spans only: values bound through [`Parameters`] or named with [`QueryInfo::parameter`] |
