@@ -217,6 +217,9 @@ impl<'q, DB: Database> Reassembled<'q, DB> {
 
 impl<'q, DB: Database> Execute<'q, DB> for Reassembled<'q, DB> {
     fn sql(self) -> SqlStr {
+        if self.commenter == SqlCommenter::Off {
+            return self.sql;
+        }
         // Drivers read the text while the operation's future is polled, with its span current.
         let cx = Context::current();
         if self.commenter.applies(&cx) {
@@ -237,7 +240,8 @@ impl<'q, DB: Database> Execute<'q, DB> for Reassembled<'q, DB> {
 
     fn persistent(&self) -> bool {
         // A commented text is unique: caching its prepared statement would only churn the cache.
-        self.persistent && !self.commenter.applies(&Context::current())
+        // (Off, the default, reads no context.)
+        self.persistent && (self.commenter == SqlCommenter::Off || !self.commenter.applies(&Context::current()))
     }
 }
 
