@@ -294,10 +294,9 @@ impl CallState {
         if self.metric_attributes.is_empty() {
             self.shared.duration.record(&key, elapsed.as_secs_f64(), attributes);
         } else {
-            // The application's attributes are not part of the bound key: the SDK's path.
-            let mut attrs = attributes();
-            attrs.append(&mut self.metric_attributes);
-            self.shared.duration.instrument().record(elapsed.as_secs_f64(), &attrs);
+            self.shared
+                .duration
+                .record_extended(elapsed.as_secs_f64(), attributes(), &self.metric_attributes);
         }
 
         if let Some(old) = &self.shared.old_duration {

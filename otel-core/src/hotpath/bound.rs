@@ -176,6 +176,15 @@ where
         self.instrument.record_unbound(value, &attrs);
     }
 
+    /// Records `value` with the key's `attributes` followed by `extra`: attributes an
+    /// application hook computed (`AttributesFn`), which are not part of the key and so go
+    /// through the SDK's attribute path, never a bound handle (their values are the
+    /// application's; the SDK's cardinality limit bounds them).
+    pub fn record_extended(&self, value: T, mut attributes: Vec<KeyValue>, extra: &[KeyValue]) {
+        attributes.extend_from_slice(extra);
+        self.instrument.record_unbound(value, &attributes);
+    }
+
     /// Number of bound attribute sets.
     pub fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|p| p.into_inner()).len()

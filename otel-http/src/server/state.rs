@@ -523,15 +523,17 @@ impl Drop for RequestState {
                     shared.request_body_size.record(&key, read, || key.attributes());
                 }
             } else {
-                // The application's attributes are not part of the bound key: the SDK's path.
-                let mut attrs = key.attributes();
-                attrs.append(&mut self.metric_attributes);
-                shared.duration.instrument().record(seconds(elapsed), &attrs);
+                let extra = &self.metric_attributes;
+                shared
+                    .duration
+                    .record_extended(seconds(elapsed), key.attributes(), extra);
                 if shared.record_response_body_size {
-                    shared.response_body_size.instrument().record(self.body_bytes, &attrs);
+                    shared
+                        .response_body_size
+                        .record_extended(self.body_bytes, key.attributes(), extra);
                 }
                 if let Some(read) = request_body_bytes {
-                    shared.request_body_size.instrument().record(read, &attrs);
+                    shared.request_body_size.record_extended(read, key.attributes(), extra);
                 }
             }
         }
